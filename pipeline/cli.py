@@ -1,0 +1,134 @@
+"""The ``eqm`` command line. It holds no logic: it builds a RunContext and calls stage ``run()``s.
+
+``eqm demo-data`` writes the synthetic demo round into ``data/raw/``; ``eqm run`` runs every stage
+in order; ``eqm ingest|validate|indicators|evidence|report`` runs one. Every command takes
+``--root DIR`` (default: the current directory) and ``--quiet``. Exit codes: 0 success, 1 a problem
+the user can fix (the message says what and where), 2 an internal error (traceback in the log file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.config import make_context
+from pipeline.errors import EqmError
+
+STAGES = ("ingest", "validate", "indicators", "evidence", "report")
+STAGE_LABELS = {
+    "demo": "生成演示数据",
+    "ingest": "数据导入",
+    "validate": "数据质量校验",
+    "indicators": "指标计算",
+    "evidence": "问题清单",
+    "report": "报告生成",
+}
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="eqm：南宁市义务教育质量监测数据处理流程（导入 → 校验 → 指标 → 问题清单 → 报告）。",
+)
+
+RootOpt = Annotated[
+    Path, typer.Option("--root", help="项目根目录（含 params.yaml、data/、reports/），默认当前目录。")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="只输出警告和错误（供脚本调用）。")]
+
+
+def _setup_logging(quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    for noisy in ("great_expectations", "matplotlib", "fontTools", "weasyprint", "PIL", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _rich_progress(description: str, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def _run_stages(names: tuple[str, ...], root: Path, quiet: bool) -> None:
+    _setup_logging(quiet)
+    log = logging.getLogger("eqm")
+    root = Path(root)
+    try:
+        ctx = make_context(root, quiet=quiet, progress=_rich_progress)
+        for name in names:
+            module = importlib.import_module(f"pipeline.{name}")
+            log.info("▶ %s（%s）", STAGE_LABELS[name], name)
+            module.run(ctx)
+    except EqmError as exc:
+        typer.secho(f"错误：{exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.secho("已中断；未完成的环节没有写出任何文件。", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback to the user
+        log_file = root.resolve() / "data" / "eqm.log"
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            with log_file.open("a", encoding="utf-8") as fh:
+                fh.write(f"--- eqm {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
+        except OSError:
+            log_file = None
+        typer.secho(
+            f"内部错误（{type(exc).__name__}：{exc}）。未完成的环节没有写出任何文件。"
+            + (f"\n详细信息已写入 {log_file}，请将该文件发给维护人员。" if log_file else ""),
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+@app.command("demo-data")
+def demo_data(root: RootOpt = Path("."), quiet: QuietOpt = False) -> None:
+    """生成合成演示数据（四个样本县、2020 与 2022 两轮）到 data/raw/。"""
+    _run_stages(("demo",), root, quiet)
+
+
+@app.command("run")
+def run_all(root: RootOpt = Path("."), quiet: QuietOpt = False) -> None:
+    """按顺序运行全部环节：导入、校验、指标、问题清单、报告。"""
+    _run_stages(STAGES, root, quiet)
+
+
+def _stage_command(name: str) -> None:
+    def command(root: RootOpt = Path("."), quiet: QuietOpt = False) -> None:
+        _run_stages((name,), root, quiet)
+
+    command.__doc__ = f"只运行「{STAGE_LABELS[name]}」环节（{name}）。"
+    app.command(name)(command)
+
+
+for _name in STAGES:
+    _stage_command(_name)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
