@@ -38,7 +38,8 @@ app = typer.Typer(
 )
 
 RootOpt = Annotated[
-    Path, typer.Option("--root", help="项目根目录（含 params.yaml、data/、reports/），默认当前目录。")
+    Path,
+    typer.Option("--root", help="项目根目录（含 params.yaml、data/、reports/），默认当前目录。"),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="只输出警告和错误（供脚本调用）。")]
 

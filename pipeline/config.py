@@ -215,7 +215,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
         unknown = sorted(set(map(str, value)) - set(fields))
         if unknown:
-            raise _param_error(where, f"含未知的键 {', '.join(unknown)}（允许：{', '.join(fields)}）")
+            raise _param_error(
+                where, f"含未知的键 {', '.join(unknown)}（允许：{', '.join(fields)}）"
+            )
         kwargs = {}
         for name, f in fields.items():
             if name in value:
@@ -242,7 +244,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise _param_error(where, f"应有 {len(args)} 个元素")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        return tuple(
+            _convert(a, v, f"{where}[{i}]")
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin in (dict, Mapping, typing.Mapping) or tp is dict:
         if not isinstance(value, Mapping):
             raise _param_error(where, "应为一组键值对")
@@ -280,7 +285,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 def _param_error(where: str, what: str) -> EqmError:
-    return EqmError(f"参数 {where} {what}。", file=PARAMS_FILE, hint="请对照 params.yaml 中的注释修改。")
+    return EqmError(
+        f"参数 {where} {what}。", file=PARAMS_FILE, hint="请对照 params.yaml 中的注释修改。"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -320,7 +327,9 @@ class RunContext:
     root: Path
     params: dict[str, dict[str, Any]]
     quiet: bool = False
-    progress: Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]] | None = None
+    progress: (
+        Callable[[str, int], contextlib.AbstractContextManager[Callable[[int], None]]] | None
+    ) = None
 
     @property
     def paths(self) -> Paths:

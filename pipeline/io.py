@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 def _tmp_beside(target: Path, suffix: str = "") -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent
+    )
     os.close(fd)
     return Path(name)
 

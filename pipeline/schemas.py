@@ -108,7 +108,17 @@ LEVEL_CODES = {
 }  # fmt: skip
 LEVEL_LABELS = {"I": "Ⅰ 待提高", "II": "Ⅱ 中等", "III": "Ⅲ 良好", "IV": "Ⅳ 优秀"}
 
-GRADE_CODES = {"4": 4, "四年级": 4, "四": 4, "4年级": 4, "8": 8, "八年级": 8, "初二": 8, "八": 8, "8年级": 8}
+GRADE_CODES = {
+    "4": 4,
+    "四年级": 4,
+    "四": 4,
+    "4年级": 4,
+    "8": 8,
+    "八年级": 8,
+    "初二": 8,
+    "八": 8,
+    "8年级": 8,
+}
 GRADE_LABELS = {4: "四年级", 8: "八年级"}
 
 STAGE_CODES = {
@@ -142,12 +152,22 @@ GROUP_VAR_LABELS = {
 # ------------------------------------------------------------------------------------------------
 
 YEAR = _c("year", "int", "监测年份", "监测年份", "年份", "年度", required=True, min=2015, max=2100)
-COUNTY_CODE = _c("county_code", "str", "区县代码", "区县代码", "县区代码", "区县编码", "行政区划代码")
+COUNTY_CODE = _c(
+    "county_code", "str", "区县代码", "区县代码", "县区代码", "区县编码", "行政区划代码"
+)
 COUNTY_NAME = _c("county_name", "str", "区县", "区县", "县区", "区县名称", "县区名称")
 SCHOOL_ID = _c("school_id", "str", "学校编号", "学校编号", "学校标识码", "学校代码", required=True)
 GRADE = _c("grade", "int", "年级", "年级", required=True)
 STUDENT_ID = _c(
-    "student_id", "str", "学生编号", "学生编号", "学籍号", "考号", "学生ID", required=True, pii=True,
+    "student_id",
+    "str",
+    "学生编号",
+    "学生编号",
+    "学籍号",
+    "考号",
+    "学生ID",
+    required=True,
+    pii=True,
     description="pseudonymised at ingest (salted SHA-256); the raw id is never written",
 )
 
@@ -237,7 +257,16 @@ RESOURCE_QUANTITIES = (
 COUNTY_REPORTS = Table(
     name="county_reports",
     label="区县监测报告汇总数据",
-    key=("year", "county_code", "grade", "subject", "indicator", "group_var", "group_value", "scope"),
+    key=(
+        "year",
+        "county_code",
+        "grade",
+        "subject",
+        "indicator",
+        "group_var",
+        "group_value",
+        "scope",
+    ),
     columns=(
         YEAR,
         COUNTY_CODE,
@@ -294,7 +323,12 @@ QUARANTINE = Table(
     columns=(
         _c("table", "str", "数据表"),
         _c("source_file", "str", "来源文件"),
-        _c("source_row", "int", "来源行号", description="row as the user sees it (Excel row / CSV line)"),
+        _c(
+            "source_row",
+            "int",
+            "来源行号",
+            description="row as the user sees it (Excel row / CSV line)",
+        ),
         _c("column", "str", "列"),
         _c("rule", "str", "规则"),
         _c("message", "str", "说明"),
@@ -308,7 +342,16 @@ QUARANTINE = Table(
 INDICATORS = Table(
     name="indicators",
     label="监测指标",
-    key=("year", "county_code", "grade", "subject", "indicator", "group_var", "group_value", "source"),
+    key=(
+        "year",
+        "county_code",
+        "grade",
+        "subject",
+        "indicator",
+        "group_var",
+        "group_value",
+        "source",
+    ),
     columns=(
         YEAR,
         _c("county_code", "str", "区县代码"),
