@@ -88,7 +88,8 @@ def _pipeline_imports(path: Path) -> set[str]:
             else:
                 mod = node.module or ""
             if mod.startswith("pipeline"):
-                found.add(mod)
+                if mod != "pipeline":  # `from pipeline import x` imports pipeline.x, not every module
+                    found.add(mod)
                 for alias in node.names:
                     found.add(f"{mod}.{alias.name}")
         elif isinstance(node, ast.Import):

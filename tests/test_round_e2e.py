@@ -1,0 +1,106 @@
+"""The whole DAG on the demo round, the way an analyst runs it: demo data, then DVC.
+
+One session-scoped round is built with `eqm demo-data` + `dvc repro` in a temporary git + DVC copy of
+the project; the tests below read its outputs, check that a second `dvc repro` does nothing, and
+that changing only an evidence threshold re-runs only `evidence` and `report`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["EQM_SALT"] = "test-salt"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "eqm-test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "eqm-test@example.invalid"
+    return env
+
+
+def sh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def dvc_round(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("round")
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".gitignore").write_text("/data/raw/\n/.eqm_salt\n/data/eqm.log\n", encoding="utf-8")
+    sh("git", "init", "-q", cwd=root)
+    sh("dvc", "init", "-q", cwd=root)
+    sh("eqm", "demo-data", "--root", ".", "--quiet", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "round", cwd=root)
+    sh("dvc", "repro", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "repro", cwd=root)
+    return root
+
+
+def test_repro_builds_every_output_and_the_reports(dvc_round: Path):
+    years = sorted(p.name for p in (dvc_round / "reports").iterdir() if p.is_dir())
+    assert years == ["2020", "2022"]
+    for year in years:
+        names = {p.name for p in (dvc_round / "reports" / year).iterdir()}
+        for county in ("450107", "450110", "450125", "450181"):
+            assert {f"{county}.html", f"{county}.pdf"} <= names
+        assert {"summary.html", "summary.pdf", "validation.html", "rectification_evidence.xlsx"} <= names
+
+
+def test_ingest_reconciles_and_writes_no_pii(dvc_round: Path):
+    manifest = json.loads((dvc_round / "data/processed/ingest_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["dataset"]["synthetic"] is True
+    for f in manifest["files"].values() if isinstance(manifest["files"], dict) else manifest["files"]:
+        assert f["rows_read"] == f["rows_kept"] + f["rows_quarantined"]
+    students = pd.read_parquet(dvc_round / "data/processed/students.parquet")
+    assert not {"name", "id_number"} & set(students.columns)
+
+
+def test_second_repro_does_nothing(dvc_round: Path):
+    done = sh("dvc", "repro", cwd=dvc_round)
+    assert "Running stage" not in done.stdout
+    status = sh("dvc", "status", cwd=dvc_round)
+    assert "changed" not in status.stdout
+
+
+def test_changing_an_evidence_threshold_reruns_only_evidence_and_report(dvc_round: Path, tmp_path: Path):
+    root = tmp_path / "copy"
+    shutil.copytree(dvc_round, root, symlinks=True)
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    # the first probability-like threshold of the evidence section (e.g. alpha), halved in place
+    key = next(k for k, v in params["evidence"].items() if isinstance(v, float) and 0 < v < 1)
+    lines = (root / "params.yaml").read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("evidence:"))
+    i = next(i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith(f"{key}:"))
+    indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+    lines[i] = f"{indent}{key}: {params['evidence'][key] / 2}  # changed by the test\n"
+    (root / "params.yaml").write_text("".join(lines), encoding="utf-8")
+    diff = sh("dvc", "params", "diff", cwd=root)
+    assert f"evidence.{key}" in diff.stdout
+    done = sh("dvc", "repro", cwd=root)
+    ran = {line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"evidence", "report"}
+    metrics = sh("dvc", "metrics", "show", cwd=root)
+    assert "summary.json" in metrics.stdout
