@@ -1,0 +1,566 @@
+"""Tests of the evidence stage (问题清单): rules at their thresholds, BH, ids, previous-round tracking.
+
+Frames are built from the data contract (schemas.INDICATORS / COUNTY_REPORTS / RESOURCE_BALANCE /
+SCHOOL_COMPLIANCE / PREVIOUS_PROBLEMS), not from other stages' outputs. Expected p-values are
+standard normal tail areas (Φ(−1.70) = 0.04457, Φ(−1.60) = 0.05480, 2Φ(−2) = 0.04550, from any
+normal table), expected thresholds are the regulation's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import schemas
+from pipeline.config import build_params
+from pipeline.errors import EqmError
+from pipeline.evidence import (
+    EvidenceParams,
+    bh_qvalues,
+    build_problems,
+    candidates,
+    evidence_text,
+)
+
+PARAMS = build_params(
+    EvidenceParams,
+    yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"],
+    "evidence",
+)
+NAMES = {"450107": "西乡塘区", "450110": "武鸣区"}
+CITY = "450100"
+
+
+def ind(**kw) -> dict:
+    d = dict(
+        year=2022, county_code="450107", grade=8, subject="math", indicator="mean_score",
+        group_var="", group_value="", estimate=500.0, se=5.0, n_students=600, n_schools=20,
+        method="JKn jackknife", source="computed", suppressed=False,
+    )  # fmt: skip
+    d.update(kw)
+    d.setdefault("ci_low", d["estimate"] - 1.96 * d["se"])
+    d.setdefault("ci_high", d["estimate"] + 1.96 * d["se"])
+    return d
+
+
+def cr(**kw) -> dict:
+    d = dict(
+        year=2022, county_code="450107", grade=8, subject="math", indicator="mean_score",
+        group_var="", group_value="", scope="nation", value=500.0, se=0.0, n=np.nan,
+        source_page="12",
+    )  # fmt: skip
+    d.update(kw)
+    return d
+
+
+def frame(rows, table) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=table.names) if rows else pd.DataFrame(columns=table.names)
+
+
+def rb(**kw) -> dict:
+    d = dict(year=2022, county_code="450107", stage="primary", indicator="L1", county_value=4.0,
+             cv=0.3, threshold=0.5, passes=True, n_schools=12)  # fmt: skip
+    d.update(kw)
+    return d
+
+
+def school(**kw) -> dict:
+    d = dict(year=2022, county_code="450107", school_id="S01", school_name="第一小学",
+             stage="primary", **{f"L{i}": 1.0 for i in range(1, 8)}, n_met=7,
+             min_ratio_unmet=np.nan, passes=True)  # fmt: skip
+    d.update(kw)
+    return d
+
+
+def problems(ind_rows=(), cr_rows=(), rb_rows=(), sc_rows=(), prev_rows=(), params=PARAMS):
+    return build_problems(
+        frame(list(ind_rows), schemas.INDICATORS),
+        frame(list(rb_rows), schemas.RESOURCE_BALANCE),
+        frame(list(sc_rows), schemas.SCHOOL_COMPLIANCE),
+        frame(list(cr_rows), schemas.COUNTY_REPORTS),
+        pd.DataFrame(list(prev_rows)),
+        params,
+        NAMES,
+        CITY,
+    )
+
+
+def fired(df: pd.DataFrame, rule: str) -> pd.DataFrame:
+    return df[(df["rule_id"] == rule) & (df["previous_status"] == "new")]
+
+
+# ------------------------------------------------------------------------------------------------
+# Benjamini–Hochberg
+# ------------------------------------------------------------------------------------------------
+
+
+def test_bh_hand_worked_example():
+    # Hand calculation, m = 5: sorted p 0.005, 0.01, 0.03, 0.04, 0.20 -> m·p/i = 0.025, 0.025,
+    # 0.05, 0.05, 0.20 -> running minimum from the top: 0.025, 0.025, 0.05, 0.05, 0.20.
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.20])
+    np.testing.assert_allclose(bh_qvalues(p), [0.025, 0.05, 0.05, 0.025, 0.20])
+
+
+def test_bh_ignores_nan_and_caps_at_one():
+    # m = 2 finite values: 0.6·2/1 = 1.2 -> running min with 0.9·2/2 = 0.9 gives 0.9 for both.
+    q = bh_qvalues(np.array([np.nan, 0.9, 0.6]))
+    assert np.isnan(q[0])
+    np.testing.assert_allclose(q[1:], [0.9, 0.9])
+    np.testing.assert_allclose(bh_qvalues(np.array([0.7])), [0.7])
+    with pytest.raises(ValueError):
+        bh_qvalues(np.array([1.5]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=40))
+def test_bh_matches_statsmodels(ps):
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array(ps)
+    np.testing.assert_allclose(bh_qvalues(p), multipletests(p, method="fdr_bh")[1], atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# Each rule fires just past its threshold and not just before
+# ------------------------------------------------------------------------------------------------
+
+
+def test_icc_threshold_inclusive_and_severity():
+    out = problems([
+        ind(indicator="school_difference_rate", estimate=0.15, se=0.05),
+        ind(indicator="school_difference_rate", estimate=0.1499, se=0.05, subject="science"),
+        ind(indicator="school_difference_rate", estimate=0.30, se=0.05, subject="chinese"),
+    ])  # fmt: skip
+    f = fired(out, "ICC").set_index("subject")
+    assert set(f.index) == {"math", "chinese"}  # 0.15 is not "below 0.15"; 0.1499 is
+    assert f.loc["math", "severity"] == "中"  # CI 0.052..0.248 straddles 0.15
+    assert f.loc["chinese", "severity"] == "高"  # CI 0.202..0.398 wholly above 0.15
+    assert f.loc["math", "problem_id"] == "ICC-450107-G8-math"
+    assert f.loc["math", "title"].startswith("西乡塘区八年级数学校际差异率为0.150")
+
+
+def test_icc_significance_option():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"]
+    strict = build_params(EvidenceParams, {**raw, "icc_requires_significance": True}, "evidence")
+    rows = [
+        ind(indicator="school_difference_rate", estimate=0.15 + 1.70 * 0.05, se=0.05),
+        ind(indicator="school_difference_rate", estimate=0.15 + 1.60 * 0.05, se=0.05, grade=4),
+    ]  # one-sided p 0.0446 (fires alone) and 0.0548; BH with m = 2: q = 0.0548 for both -> none
+    assert len(fired(problems(rows, params=strict), "ICC")) == 0
+    assert len(fired(problems(rows[:1], params=strict), "ICC")) == 1
+    assert len(fired(problems(rows), "ICC")) == 2  # default: the value decides
+
+
+def test_official_icc_wins_and_county_report_fills_in():
+    out = problems(
+        [
+            ind(indicator="school_difference_rate", estimate=0.10, se=0.03),
+            ind(indicator="school_difference_rate", estimate=0.20, se=np.nan, source="official",
+                method="official"),
+        ],
+        [cr(scope="county", indicator="school_difference_rate", subject="science", value=0.18,
+            se=np.nan, source_page="7")],
+    )  # fmt: skip
+    f = fired(out, "ICC").set_index("subject")
+    assert f.loc["math", "value"] == 0.20  # official beats the computed 0.10
+    ev = json.loads(f.loc["science", "evidence"])
+    assert ev["rows"][0]["source"] == "official" and ev["rows"][0]["source_page"] == "7"
+    assert "官方" in ev["note"] and "官方" in evidence_text(f.loc["science", "evidence"])
+
+
+def test_level_below_three():
+    out = problems([
+        ind(indicator="achievement_level", estimate=2.0, se=np.nan),
+        ind(indicator="achievement_level", estimate=3.0, se=np.nan, grade=4),
+    ])  # fmt: skip
+    f = fired(out, "LEVEL")
+    assert list(f["grade"]) == [8]
+    assert "水平Ⅱ" in f["title"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("z", "fires"), [(-1.70, True), (-1.60, False)]
+)  # one-sided p: Φ(−1.70) = 0.0446 < 0.05, Φ(−1.60) = 0.0548 > 0.05
+def test_mean_below_nation(z, fires):
+    # se_diff = sqrt(8² + 6²) = 10 (independent benchmark), so estimate = 500 + 10 z.
+    out = problems([ind(estimate=500 + 10 * z, se=8.0)], [cr(value=500.0, se=6.0)])
+    f = fired(out, "MEAN")
+    assert len(f) == int(fires)
+    if fires:
+        r = f.iloc[0]
+        assert r["se"] == pytest.approx(10.0)
+        assert r["p_value"] == pytest.approx(0.04457, abs=1e-4)
+        assert r["q_value"] == pytest.approx(r["p_value"])  # one test in the round
+        assert r["gap"] == pytest.approx(-17.0)
+
+
+def test_mean_above_benchmark_never_fires_and_province_is_fallback():
+    out = problems(
+        [ind(estimate=530.0, se=2.0), ind(estimate=480.0, se=2.0, subject="science")],
+        [cr(value=500.0), cr(subject="science", scope="province", value=490.0, se=1.0)],
+    )
+    f = fired(out, "MEAN")
+    assert list(f["subject"]) == ["science"]
+    ev = json.loads(f["evidence"].iloc[0])
+    assert ev["benchmark_rows"][0]["scope"] == "province" and "全省" in f["title"].iloc[0]
+
+
+@pytest.mark.parametrize(("z", "fires"), [(-1.70, True), (-1.60, False)])
+def test_medium_below_nation(z, fires):
+    out = problems(
+        [ind(indicator="pct_medium_or_above", estimate=80 + 2 * z, se=2.0)],
+        [cr(indicator="pct_medium_or_above", value=80.0, se=0.0)],
+    )
+    assert len(fired(out, "MEDIUM")) == int(fires)
+
+
+@pytest.mark.parametrize(("z", "fires"), [(1.70, True), (1.60, False)])
+def test_gap_larger_than_nation(z, fires):
+    # |g| − |b| = z · sqrt(4² + 3²) = 5 z; the sign of the gap does not matter (|−g| = |g|).
+    g = -(10 + 5 * z)
+    out = problems(
+        [ind(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
+             estimate=g, se=4.0)],
+        [cr(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
+            value=-10.0, se=3.0)],
+    )  # fmt: skip
+    f = fired(out, "GAP")
+    assert len(f) == int(fires)
+    if fires:
+        assert f["problem_id"].iloc[0] == "GAP-450107-G8-math-urban_rural-urban-rural"
+
+
+@pytest.mark.parametrize(
+    ("estimate", "se", "fires"),
+    [
+        (37.0, 10.0, True),  # (|g| − 0.2·100) / se = 1.70: one-sided p = 0.0446
+        (-37.0, 10.0, True),  # the sign of the gap does not matter
+        (36.0, 10.0, False),  # z = 1.60: p = 0.0548
+        (19.0, 5.0, False),  # clearly non-zero (z = 3.8 against 0) but below 0.2 SD
+    ],
+)
+def test_gap_without_benchmark_is_a_minimum_effect_test(estimate, se, fires):
+    out = problems(
+        [ind(indicator="gap_mean_score", group_var="gender", group_value="female-male",
+             estimate=estimate, se=se)]
+    )  # fmt: skip
+    f = fired(out, "GAP")
+    assert len(f) == int(fires)
+    if fires:
+        assert f["benchmark"].iloc[0] == pytest.approx(20.0)
+        assert "0.2个标准差" in f["title"].iloc[0]
+
+
+def test_gap_effect_size_uses_county_sd_when_given():
+    # county SD 80: delta = 16, (24.5 − 16) / 5 = 1.70 fires; with the scale SD 100, delta = 20 and
+    # z = 0.9 does not.
+    rows = [
+        ind(indicator="gap_mean_score", group_var="gender", group_value="female-male",
+            estimate=24.5, se=5.0),
+        ind(indicator="sd_score", estimate=80.0, se=1.0),
+    ]  # fmt: skip
+    assert len(fired(problems(rows), "GAP")) == 1
+    assert len(fired(problems(rows[:1]), "GAP")) == 0
+
+
+def test_gap_only_configured_groupings():
+    rows = [ind(indicator="gap_mean_score", group_var="migrant", group_value="non_migrant-migrant",
+                estimate=80.0, se=5.0)]  # fmt: skip
+    assert "migrant" not in PARAMS.gap_vars
+    assert fired(problems(rows), "GAP").empty
+
+
+@pytest.mark.parametrize(
+    ("rule", "indicator", "limit", "sign"),
+    [
+        ("HOMEWORK", "pct_homework_over_limit", 10.0, 1),
+        ("SLEEP", "pct_sleep_sufficient", 80.0, -1),
+        ("MYOPIA", "pct_myopia", 38.0, 1),  # grade 4 ceiling (教体艺〔2018〕3号: primary < 38%)
+        ("FITNESS", "pct_fitness_pass", 90.0, -1),
+    ],
+)
+@pytest.mark.parametrize(("z", "fires"), [(1.70, True), (1.60, False)])
+def test_burden_against_configured_limit(rule, indicator, limit, sign, z, fires):
+    out = problems([ind(indicator=indicator, subject="", grade=4, estimate=limit + sign * 2 * z,
+                        se=2.0)])  # fmt: skip
+    f = fired(out, rule)
+    assert len(f) == int(fires)
+    if fires:
+        assert f["problem_id"].iloc[0] == f"{rule}-450107-G4"
+        assert f["benchmark"].iloc[0] == limit
+
+
+def test_burden_prefers_national_figure():
+    # national 20% with SE 0: 25.0 is z = 2.5 above it (p = 0.0062, BH q = 0.0124 with m = 2);
+    # 22.0 (z = 1.0) is far above the 10% ceiling but not significantly above the nation.
+    out = problems(
+        [ind(indicator="pct_homework_over_limit", subject="", estimate=25.0, se=2.0),
+         ind(indicator="pct_homework_over_limit", subject="", grade=4, estimate=22.0, se=2.0)],
+        [cr(indicator="pct_homework_over_limit", subject="", value=20.0, se=0.0),
+         cr(indicator="pct_homework_over_limit", subject="", grade=4, value=20.0, se=0.0)],
+    )  # fmt: skip
+    f = fired(out, "HOMEWORK")
+    assert list(f["grade"]) == [8] and f["benchmark"].iloc[0] == 20.0
+
+
+def test_sleep_problem_gets_homework_cause_hint():
+    out = problems([
+        ind(indicator="pct_homework_over_limit", subject="", estimate=40.0, se=2.0),
+        ind(indicator="pct_sleep_sufficient", subject="", estimate=50.0, se=2.0),
+        ind(indicator="pct_sleep_sufficient", subject="", grade=4, estimate=50.0, se=2.0),
+    ])  # fmt: skip
+    s = fired(out, "SLEEP").set_index("grade")
+    assert "书面作业超时" in json.loads(s.loc[8, "evidence"])["cause_hint"]
+    assert json.loads(s.loc[4, "evidence"])["cause_hint"] == ""  # grade 4 has no homework problem
+
+
+@pytest.mark.parametrize(
+    ("stage", "cv", "fires"),
+    [("primary", 0.5001, True), ("primary", 0.50, False), ("junior", 0.4501, True),
+     ("junior", 0.45, False)],
+)  # fmt: skip
+def test_resource_cv(stage, cv, fires):
+    out = problems(rb_rows=[rb(stage=stage, indicator="L5", cv=cv)])
+    f = fired(out, "RES")
+    assert len(f) == int(fires)
+    if fires:
+        assert f["problem_id"].iloc[0] == f"RES-450107-{stage}-L5"
+        assert f["responsible_unit"].iloc[0].startswith("牵头：计财科")
+
+
+@pytest.mark.parametrize(
+    ("n_met", "ratio", "fires"),
+    [(7, np.nan, False), (6, 0.85, False), (6, 0.8499, True), (5, 0.95, True)],
+)
+def test_school_rule(n_met, ratio, fires):
+    out = problems(sc_rows=[school(n_met=n_met, min_ratio_unmet=ratio)])
+    f = fired(out, "SCHOOL")
+    assert len(f) == int(fires)
+    if fires:
+        assert f["problem_id"].iloc[0] == "SCH-450107-primary-S01"
+        assert "第一小学" in f["title"].iloc[0]
+
+
+def test_suppressed_and_city_rows_never_fire():
+    out = problems(
+        [ind(indicator="school_difference_rate", estimate=0.4, se=0.01, suppressed=True),
+         ind(indicator="school_difference_rate", estimate=0.4, se=0.01, county_code=CITY)],
+        rb_rows=[rb(county_code=CITY, cv=0.9)],
+    )  # fmt: skip
+    assert out.empty
+
+
+def test_bh_family_is_the_round():
+    # Two tests in 2022 with p 0.04457 and 0.001: BH q of the first = 0.04457 (rank 2 of 2); add a
+    # third null test (p≈0.5) and the first becomes 0.04457·3/2 = 0.0669 > 0.05 -> no longer fires.
+    # A test in another year does not count.
+    base = [ind(estimate=483.0, se=10.0), ind(estimate=469.0, se=10.0, subject="science")]
+    bench = [cr(), cr(subject="science")]
+    other_year = [ind(year=2020, estimate=500.0, se=10.0, subject="chinese"),
+                  cr(year=2020, subject="chinese")]  # fmt: skip
+    out = problems(base + other_year[:1], bench + other_year[1:])
+    assert set(fired(out, "MEAN")["subject"]) == {"math", "science"}
+    out = problems(base + [ind(estimate=500.0, se=10.0, subject="chinese")],
+                   bench + [cr(subject="chinese")])  # fmt: skip
+    c = fired(out, "MEAN")
+    assert set(c["subject"]) == {"science"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Ids, output shape, stability
+# ------------------------------------------------------------------------------------------------
+
+
+def _mixed_inputs(year=2022):
+    return dict(
+        ind_rows=[
+            ind(year=year, indicator="school_difference_rate", estimate=0.2, se=0.02),
+            ind(year=year, estimate=470.0, se=5.0),
+            ind(year=year, indicator="pct_sleep_sufficient", subject="", estimate=50.0, se=2.0),
+            ind(year=year, county_code="450110", indicator="gap_mean_score", group_var="gender",
+                group_value="female-male", estimate=30.0, se=5.0),
+        ],
+        cr_rows=[cr(year=year)],
+        rb_rows=[rb(year=year, cv=0.7), rb(year=year, county_code="450110", stage="junior",
+                                           indicator="L6", cv=0.45)],
+        sc_rows=[school(year=year, school_id="S09", school_name="=1+1", n_met=4,
+                        min_ratio_unmet=0.5),
+                 school(year=year, school_id="S02", school_name="+乙校", n_met=6,
+                        min_ratio_unmet=0.7)],
+    )  # fmt: skip
+
+
+def test_columns_order_types_and_sorting():
+    out = problems(**_mixed_inputs())
+    assert list(out.columns) == schemas.PROBLEMS.names
+    assert out["year"].dtype == "int64" and str(out["grade"].dtype) == "Int64"
+    assert set(out["severity"]) <= {"高", "中", "低"}
+    assert out["deadline"].eq(PARAMS.deadline_placeholder).all()
+    assert (out["previous_status"] == "new").all()
+    keys = list(zip(out["year"], out["county_code"], strict=True))
+    assert keys == sorted(keys)
+    assert out["problem_id"].is_unique
+    # every problem's evidence names rows whose numbers are the problem's numbers
+    for r in out.itertuples():
+        ev = json.loads(r.evidence)
+        assert ev["rows"], r.problem_id
+        row = ev["rows"][0]
+        assert row.get("estimate", row.get("cv", row.get("n_met"))) == pytest.approx(r.value)
+
+
+def test_ids_stable_across_reruns_and_rounds():
+    a = problems(**_mixed_inputs(2020))
+    b = problems(**_mixed_inputs(2022))
+    c = problems(**_mixed_inputs(2022))
+    pd.testing.assert_frame_equal(b, c)
+    assert list(a["problem_id"]) == list(b["problem_id"])
+    assert all("2020" not in pid and "2022" not in pid for pid in b["problem_id"])
+
+
+def test_candidates_cover_every_rule_row():
+    c = candidates(
+        frame(_mixed_inputs()["ind_rows"], schemas.INDICATORS),
+        frame(_mixed_inputs()["rb_rows"], schemas.RESOURCE_BALANCE),
+        frame(_mixed_inputs()["sc_rows"], schemas.SCHOOL_COMPLIANCE),
+        frame(_mixed_inputs()["cr_rows"], schemas.COUNTY_REPORTS),
+        PARAMS,
+        CITY,
+    )
+    # 4 indicator rows + 2 resource rows + 2 schools; all fire except junior L6 (0.45 ≤ 0.45)
+    assert len(c) == 8 and c["fires"].sum() == 7
+    assert not c.loc[c["indicator"] == "L6", "fires"].any()
+
+
+# ------------------------------------------------------------------------------------------------
+# Previous round
+# ------------------------------------------------------------------------------------------------
+
+
+def prev(**kw) -> dict:
+    d = dict(problem_id="X", year=2020, county_code="450107", rule_id="MEAN", grade=8,
+             subject="math", indicator="mean_score", group_var="", group_value="", value=480.0,
+             se=5.0, status="整改中", title="上一轮问题")  # fmt: skip
+    d.update(kw)
+    return d
+
+
+def test_previous_statuses_on_crafted_pairs():
+    out = problems(
+        [
+            ind(estimate=470.0, se=5.0),  # was 490 -> z = −20/7.07 = −2.83: worse
+            ind(estimate=470.0, se=5.0, subject="science"),  # was 450: improved but still below
+            ind(estimate=470.0, se=5.0, subject="chinese"),  # was 472: unchanged
+            ind(estimate=499.0, se=5.0, grade=4),  # was 470: improved, no longer fires
+        ],
+        [cr(), cr(subject="science"), cr(subject="chinese"), cr(grade=4)],
+        prev_rows=[
+            prev(problem_id="P1", value=490.0),
+            prev(problem_id="P2", subject="science", value=450.0),
+            prev(problem_id="P3", subject="chinese", value=472.0),
+            prev(problem_id="P4", grade=4, value=470.0),
+            prev(problem_id="P5", subject="english", value=470.0, status="整改中"),
+            prev(problem_id="P6", rule_id="旧规则", subject="labor", value=470.0),
+            prev(
+                problem_id="P7",
+                rule_id="X",
+                indicator="teacher_ratio",
+                value=1.0,
+                responsible_unit="人事科",
+                domain="师资",
+            ),
+        ],
+    )
+    s = out.set_index("problem_id")
+    assert s.loc["P1", "previous_status"] == "worse"
+    assert s.loc["P2", "previous_status"] == "improved"
+    assert s.loc["P3", "previous_status"] == "unchanged"
+    assert s.loc["P4", "previous_status"] == "improved"
+    assert s.loc["P4", "status"] == PARAMS.status_closable
+    assert s.loc["P1", "status"] == PARAMS.status_open
+    assert s.loc["P5", "previous_status"] == "not re-measured"
+    assert s.loc["P5", "status"] == "整改中" and np.isnan(s.loc["P5", "value"])
+    assert s.loc["P5", "year"] == 2022
+    assert s.loc["P5", "responsible_unit"].startswith("牵头：教研室")  # units of the MEAN rule
+    assert s.loc["P6", "responsible_unit"].startswith(
+        "牵头：教研室"
+    )  # unknown rule, known indicator
+    assert (s.loc["P7", "responsible_unit"], s.loc["P7", "domain"]) == ("人事科", "师资")
+    assert len(out) == 7  # the previous ids replace the generated ones; nothing listed twice
+    ev = json.loads(s.loc["P1", "evidence"])["previous"]
+    assert ev["change_z"] == pytest.approx(20 / np.sqrt(50))  # z > 0: change in the bad direction
+
+
+def test_previous_gap_compared_in_absolute_value_and_linking_error():
+    rows = [ind(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
+                estimate=-30.0, se=3.0)]  # fmt: skip
+    pr = [prev(rule_id="GAP", indicator="gap_mean_score", group_var="urban_rural",
+               group_value="urban-rural", value=-20.0, se=3.0)]  # fmt: skip
+    out = problems(rows, prev_rows=pr)
+    assert out["previous_status"].iloc[0] == "worse"  # |−30| > |−20|, z = 10/4.24 = 2.36
+    # a linking error of 10 points: z = 10 / sqrt(9 + 9 + 100) = 0.92 -> unchanged
+    p2 = build_params(
+        EvidenceParams,
+        {**yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"],
+         "linking_error": {"gap_mean_score": 10.0}},
+        "evidence",
+    )  # fmt: skip
+    assert problems(rows, prev_rows=pr, params=p2)["previous_status"].iloc[0] == "unchanged"
+
+
+def test_previous_census_problems():
+    out = problems(
+        rb_rows=[rb(cv=0.6), rb(indicator="L2", cv=0.4), rb(indicator="L3", cv=0.555)],
+        sc_rows=[school(n_met=7)],
+        prev_rows=[
+            prev(problem_id="R1", rule_id="RES", grade=None, subject="", indicator="L1",
+                 group_var="stage", group_value="primary", value=0.55, se=None),
+            prev(problem_id="R2", rule_id="RES", grade=None, subject="", indicator="L2",
+                 group_var="stage", group_value="primary", value=0.55, se=None),
+            prev(problem_id="R3", rule_id="RES", grade=None, subject="", indicator="L3",
+                 group_var="stage", group_value="primary", value=0.55, se=None),
+            prev(problem_id="S1", rule_id="SCHOOL", grade=None, subject="",
+                 indicator="school_compliance", group_var="school", group_value="primary/S01",
+                 value=5.0, se=None),
+        ],
+    )  # fmt: skip
+    s = out.set_index("problem_id")
+    assert s.loc["R1", "previous_status"] == "worse"  # 0.55 -> 0.60, still above 0.50
+    assert s.loc["R2", "previous_status"] == "improved"  # 0.55 -> 0.40, passes now
+    assert s.loc["R3", "previous_status"] == "unchanged"  # 0.55 -> 0.555: within the 0.01 tolerance
+    assert s.loc["S1", "previous_status"] == "improved"
+    assert s.loc["S1", "status"] == PARAMS.status_closable
+
+
+# ------------------------------------------------------------------------------------------------
+# Negative
+# ------------------------------------------------------------------------------------------------
+
+
+def test_missing_indicator_column_is_a_clear_error():
+    bad = frame([ind()], schemas.INDICATORS).drop(columns=["se"])
+    with pytest.raises(EqmError, match="缺少列：se"):
+        build_problems(
+            bad, frame([], schemas.RESOURCE_BALANCE), frame([], schemas.SCHOOL_COMPLIANCE),
+            frame([], schemas.COUNTY_REPORTS), pd.DataFrame(), PARAMS, NAMES, CITY,
+        )  # fmt: skip
+
+
+def test_unknown_stage_threshold_is_a_clear_error():
+    with pytest.raises(EqmError, match="学段"):
+        problems(rb_rows=[rb(stage="senior")])
+
+
+def test_params_reject_unknown_rule():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"]
+    raw = {**raw, "rules": {**raw["rules"], "FOO": raw["rules"]["ICC"]}}
+    with pytest.raises(EqmError, match="FOO"):
+        build_params(EvidenceParams, raw, "evidence")
+    with pytest.raises(EqmError, match="alpha"):
+        build_params(EvidenceParams, {**raw, "alpha": 1.5}, "evidence")
