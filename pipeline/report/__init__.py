@@ -1,0 +1,459 @@
+"""Stage ``report``: Chinese HTML and PDF reports for leadership, one per county plus a city summary.
+
+The stage only renders. It reads the processed tables (``indicators``, ``resource_balance``,
+``school_compliance``, ``problems``, the province / nation benchmarks of the validated county
+reports, the validation outputs and the ingest manifest), turns them into view models
+(:mod:`pipeline.report.views`, no statistics computed), draws a few charts
+(:mod:`pipeline.report.charts`), renders Jinja2 templates with autoescaping on, and converts the same
+HTML to A4 PDF with WeasyPrint, embedding Noto Sans CJK SC (:mod:`pipeline.report.fonts`).
+
+Everything is written under ``reports/`` as one all-or-nothing replacement of the folder:
+``reports/<year>/<county_code>.html|.pdf``, ``summary.html|.pdf``, and the published copies
+``validation.html`` (from ``data/processed/validation/pages/validation_<year>.html``) and
+``rectification_evidence.xlsx`` (from ``data/processed/evidence/<year>/``) when they exist.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import pandas as pd
+
+from pipeline.config import MonitoringParams, RunContext
+from pipeline.errors import EqmError
+from pipeline.io import outputs, read_json, read_parquet
+from pipeline.report import charts, fonts, views
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+PAGE_SIZES = ("A4", "A3", "A5", "B5", "letter")
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameters (params.yaml `report:`)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decimals:
+    score: int  # 量尺分数、分数差、分钟、小时
+    percent: int  # 百分比
+    rate: int  # 校际差异率、η²、差异系数、达成率
+
+
+@dataclass(frozen=True)
+class Palette:
+    county: str  # 本县 (darkest)
+    province: str  # 全省
+    nation: str  # 全国 (lightest)
+    levels: tuple[str, str, str, str]  # Ⅰ…Ⅳ, increasing darkness
+    level_hatches: tuple[
+        str, str, str, str
+    ]  # matplotlib hatch patterns, so grey print still separates them
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    decimals: Decimals
+    resource_decimals: Mapping[str, int]  # L1…L7 county value decimals
+    colors: Palette
+    suppression_note: str
+    min_students: int
+    min_schools: int
+    quality_sdr_max: float
+    quality_min_level: Literal["I", "II", "III", "IV"]
+    build_pdf: bool
+    page_size: str
+    chart_dpi: int
+    chart_width_in: float
+    font_file: str
+    pdf_workers: int  # processes converting HTML to PDF; 0 = one per CPU
+    organisation: str = "南宁市人民政府教育督导委员会办公室"
+
+    def rules(self) -> views.ViewRules:
+        return views.ViewRules(
+            score_decimals=self.decimals.score,
+            percent_decimals=self.decimals.percent,
+            rate_decimals=self.decimals.rate,
+            resource_decimals=self.resource_decimals,
+            min_students=self.min_students,
+            min_schools=self.min_schools,
+            quality_sdr_max=self.quality_sdr_max,
+            quality_min_level=self.quality_min_level,
+        )
+
+
+def check_params(p: ReportParams) -> None:
+    if p.page_size not in PAGE_SIZES:
+        raise EqmError(
+            f"参数 report.page_size 应为 {' / '.join(PAGE_SIZES)} 之一，实际为 {p.page_size!r}。",
+            file="params.yaml",
+        )
+    for name, d in (
+        ("score", p.decimals.score),
+        ("percent", p.decimals.percent),
+        ("rate", p.decimals.rate),
+    ):
+        if not 0 <= d <= 6:
+            raise EqmError(
+                f"参数 report.decimals.{name} 应为 0–6 的整数，实际为 {d}。", file="params.yaml"
+            )
+    if not 50 <= p.chart_dpi <= 400:
+        raise EqmError(
+            f"参数 report.chart_dpi 应在 50–400 之间，实际为 {p.chart_dpi}。", file="params.yaml"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Pure core: tables -> {relative path: html}
+# ------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # every string from data is escaped (school names, titles, labels)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _style(params: ReportParams) -> charts.ChartStyle:
+    family = fonts.use_in_matplotlib(params.font_file)
+    return charts.ChartStyle(family=family, dpi=params.chart_dpi, width_in=params.chart_width_in)
+
+
+def _series(params: ReportParams) -> dict[str, charts.Series]:
+    c = params.colors
+    return {
+        "county": charts.Series("county", "本县", c.county, "o", True),
+        "province": charts.Series("province", "全省", c.province, "^", True),
+        "nation": charts.Series("nation", "全国", c.nation, "D", False),
+    }
+
+
+def _county_charts(
+    v: dict, params: ReportParams, style: charts.ChartStyle
+) -> dict[str, str | None]:
+    s = _series(params)
+    levels = [
+        charts.Series(lv, views.schemas.LEVEL_LABELS[lv], col, hatch=h)
+        for lv, col, h in zip(
+            views.schemas.LEVELS, params.colors.levels, params.colors.level_hatches, strict=True
+        )
+    ]
+    est = charts.Series("county", "本县估计值", params.colors.county)
+    return {
+        "means": charts.dot_chart(
+            v["achievement"]["chart_rows"],
+            [s["county"], s["province"], s["nation"]],
+            style,
+            xlabel="平均成绩（量尺分数）",
+        ),
+        "levels": charts.stacked_levels(
+            v["achievement"]["level_chart_rows"], levels, style, xlabel="学生比例（%）"
+        ),
+        "sdr": charts.dot_chart(
+            v["balance"]["sdr_chart_rows"],
+            [est],
+            style,
+            xlabel="校际差异率",
+            ref=params.quality_sdr_max,
+            ref_label=f"标准 {params.quality_sdr_max:g}",
+        ),  # fmt: skip
+        "gaps": charts.dot_chart(
+            v["balance"]["gap_chart_rows"],
+            [est],
+            style,
+            xlabel="平均成绩差（量尺分数）",
+            ref=0.0,
+            ref_label="无差异",
+        ),
+        "resources": charts.bar_panels(
+            v["resources"]["panels"],
+            [charts.Series("cv", "差异系数", params.colors.county)],
+            style,
+            ylabel="差异系数",
+            ref_label="标准",
+        ),  # fmt: skip
+        "burden": charts.bar_panels(
+            v["burden"]["panels"],
+            [
+                charts.Series("county", "本县", params.colors.county),
+                charts.Series("province", "全省", params.colors.province, hatch="//"),
+                charts.Series("nation", "全国", params.colors.nation, hatch=".."),
+            ],
+            style,
+            ylabel="比例（%）",
+        ),  # fmt: skip
+    }
+
+
+def _summary_charts(
+    v: dict, params: ReportParams, style: charts.ChartStyle
+) -> dict[str, str | None]:
+    s = _series(params)
+    county = charts.Series("county", "区县估计值", params.colors.county)
+    return {
+        "means": charts.dot_chart(
+            v["mean_chart_rows"], [county, s["nation"]], style, xlabel="平均成绩（量尺分数）"
+        ),
+        "sdr": charts.dot_chart(
+            v["sdr_chart_rows"],
+            [county],
+            style,
+            xlabel="校际差异率",
+            ref=params.quality_sdr_max,
+            ref_label=f"标准 {params.quality_sdr_max:g}",
+        ),  # fmt: skip
+    }
+
+
+def counties_of_year(inp: views.Inputs, year: int, city_code: str) -> list[str]:
+    """Every county present in the round's processed tables (none is hard-coded)."""
+    found: set[str] = set()
+    for df in (inp.indicators, inp.resource_balance, inp.school_compliance, inp.problems):
+        if df is not None and not df.empty:
+            found |= set(df.loc[df["year"] == year, "county_code"].astype(str))
+    return sorted(found - {city_code})
+
+
+def years_of(inp: views.Inputs) -> list[int]:
+    found: set[int] = set()
+    for df in (inp.indicators, inp.resource_balance, inp.school_compliance, inp.problems):
+        if df is not None and not df.empty:
+            found |= {int(y) for y in df["year"].dropna()}
+    return sorted(found)
+
+
+def build_reports(
+    inp: views.Inputs,
+    monitoring: MonitoringParams,
+    params: ReportParams,
+    *,
+    has_validation: Mapping[int, bool] | None = None,
+    has_evidence: Mapping[int, bool] | None = None,
+    advance=lambda _n=1: None,
+) -> dict[str, str]:
+    """Render every report: ``{"<year>/<county_code>.html": html, "<year>/summary.html": html, ...}``.
+
+    ``inp.indicators`` must already have passed :func:`views.prepare_indicators`.
+    """
+    rules = params.rules()
+    style = _style(params)
+    lk = views.Lookup(inp.indicators, inp.benchmarks)
+    dataset = views.dataset_info(inp.manifest)
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    common = {
+        "css": css,
+        "dataset": dataset,
+        "org": params.organisation,
+        "suppression_note": params.suppression_note,
+        "sdr_max": f"{params.quality_sdr_max:g}",
+        "min_students": params.min_students,
+        "min_schools": params.min_schools,
+    }
+    out: dict[str, str] = {}
+    for year in years_of(inp):
+        flags = {
+            "has_validation": bool((has_validation or {}).get(year)),
+            "has_evidence": bool((has_evidence or {}).get(year)),
+        }
+        counties = counties_of_year(inp, year, monitoring.city_code)
+        for county in counties:
+            v = views.county_view(inp, lk, year, county, monitoring, rules)
+            html = (
+                _env()
+                .get_template("county.html.j2")
+                .render(v=v, charts=_county_charts(v, params, style), **common, **flags)
+            )
+            out[f"{year}/{county}.html"] = html
+            advance(1)
+        v = views.summary_view(inp, lk, year, counties, monitoring, rules)
+        out[f"{year}/summary.html"] = (
+            _env()
+            .get_template("summary.html.j2")
+            .render(v=v, charts=_summary_charts(v, params, style), **common, **flags)
+        )
+        advance(1)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# PDF
+# ------------------------------------------------------------------------------------------------
+
+
+class PdfWriter:
+    """WeasyPrint with one font configuration and one stylesheet reused for every document."""
+
+    def __init__(self, page_size: str, font_path: Path):
+        import weasyprint
+        from weasyprint.text.fonts import FontConfiguration
+
+        self._wp = weasyprint
+        self.font_config = FontConfiguration()
+        css = (TEMPLATES / "print.css").read_text(encoding="utf-8")
+        css = css.replace("__PAGE__", page_size).replace("__FONT__", fonts.PDF_FAMILY)
+        self.css = weasyprint.CSS(
+            string=fonts.pdf_font_css(font_path) + css, font_config=self.font_config
+        )
+
+    def write(self, html: str, target: Path) -> None:
+        doc = self._wp.HTML(string=html, base_url=str(TEMPLATES))
+        doc.write_pdf(target, stylesheets=[self.css], font_config=self.font_config)
+
+
+_WORKER: dict[tuple[str, str], PdfWriter] = {}
+
+
+def _pdf_job(page_size: str, font_path: str, html: str, target: str) -> str:
+    """One PDF in a worker process (the writer, its fonts and CSS are reused within the process)."""
+    key = (page_size, font_path)
+    if key not in _WORKER:
+        _WORKER[key] = PdfWriter(page_size, Path(font_path))
+    _WORKER[key].write(html, Path(target))
+    return target
+
+
+def write_pdfs(
+    jobs: list[tuple[str, Path]], params: ReportParams, advance=lambda _n=1: None
+) -> None:
+    """Convert ``(html, target.pdf)`` pairs, in parallel over ``params.pdf_workers`` processes.
+
+    Layout is WeasyPrint's cost (≈1–3 s per county report); documents are independent, so they are
+    spread over the CPUs. Output bytes do not depend on the order or the number of workers.
+    """
+    with tempfile.TemporaryDirectory(prefix="eqm-font-") as tmp:
+        font = fonts.font_file(params.font_file)
+        if not fonts.fast_subsetting_available():
+            log.info("未安装 libharfbuzz-subset0：先将字体裁剪为报告用到的字符，以加快 PDF 生成。")
+            font = fonts.subset_for(font, [html for html, _ in jobs], Path(tmp) / "report-font.otf")
+        _write_pdfs(jobs, params, font, advance)
+
+
+def _write_pdfs(jobs, params: ReportParams, font: Path, advance) -> None:
+    n = params.pdf_workers or (os.cpu_count() or 1)
+    n = max(1, min(n, len(jobs)))
+    if n == 1:
+        writer = PdfWriter(params.page_size, font)
+        for html, target in jobs:
+            writer.write(html, target)
+            advance(1)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    mp = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n, mp_context=mp) as pool:
+        futures = [
+            pool.submit(_pdf_job, params.page_size, str(font), html, str(t)) for html, t in jobs
+        ]
+        for fut in concurrent.futures.as_completed(futures):
+            fut.result()
+            advance(1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Shell
+# ------------------------------------------------------------------------------------------------
+
+
+def _optional_parquet(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def _optional_json(path: Path) -> Any:
+    try:
+        return read_json(path) if path.is_file() else None
+    except ValueError:
+        log.warning("无法解析 %s，报告中不显示其内容。", path)
+        return None
+
+
+def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
+    p = ctx.paths
+    ind = read_parquet(p.indicators, "指标表 indicators.parquet（请先运行 eqm indicators）")
+    rb = read_parquet(
+        p.resource_balance, "资源配置均衡表 resource_balance.parquet（请先运行 eqm indicators）"
+    )
+    sc = read_parquet(
+        p.school_compliance, "学校达标表 school_compliance.parquet（请先运行 eqm indicators）"
+    )
+    probs = read_parquet(p.problems, "问题清单 problems.parquet（请先运行 eqm evidence）")
+    bench = _optional_parquet(p.validated("county_reports"))
+    manifest = _optional_json(p.ingest_manifest)
+    if manifest is None:
+        log.warning("找不到 %s，报告无法判断数据是否为合成数据。", p.ingest_manifest)
+    return views.Inputs(
+        indicators=views.prepare_indicators(ind, params.rules()),
+        benchmarks=bench if bench is not None else pd.DataFrame(),
+        resource_balance=rb,
+        school_compliance=sc,
+        problems=probs,
+        quarantine=_optional_parquet(p.validation_quarantine),
+        validation_summary=_optional_json(p.validation_summary),
+        manifest=manifest,
+    )
+
+
+def run(ctx: RunContext) -> None:
+    params = ctx.section(ReportParams, "report")
+    check_params(params)
+    p = ctx.paths
+    t0 = time.perf_counter()
+    inp = load_inputs(ctx, params)
+    years = years_of(inp)
+    if not years:
+        raise EqmError(
+            "指标表中没有任何监测年份的数据，无法生成报告。", hint="请检查前面环节的输出。"
+        )
+    validation_pages = {y: p.validation_pages / f"validation_{y}.html" for y in years}
+    evidence_files = {y: p.evidence_dir / str(y) / "rectification_evidence.xlsx" for y in years}
+    n_docs = sum(len(counties_of_year(inp, y, ctx.monitoring.city_code)) + 1 for y in years)
+    with ctx.step("生成 HTML 报告", n_docs) as advance:
+        htmls = build_reports(
+            inp, ctx.monitoring, params,
+            has_validation={y: f.is_file() for y, f in validation_pages.items()},
+            has_evidence={y: f.is_file() for y, f in evidence_files.items()},
+            advance=advance,
+        )  # fmt: skip
+    t_html = time.perf_counter()
+    with outputs() as out:
+        root = out.directory(p.reports)
+        for rel, html in htmls.items():
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(html, encoding="utf-8")
+        if params.build_pdf:
+            with ctx.step("生成 PDF 报告", len(htmls)) as advance:
+                write_pdfs(
+                    [(html, (root / rel).with_suffix(".pdf")) for rel, html in htmls.items()],
+                    params,
+                    advance,
+                )
+        for y in years:
+            (root / str(y)).mkdir(parents=True, exist_ok=True)
+            if validation_pages[y].is_file():
+                shutil.copyfile(validation_pages[y], root / str(y) / "validation.html")
+            if evidence_files[y].is_file():
+                shutil.copyfile(evidence_files[y], root / str(y) / "rectification_evidence.xlsx")
+    t_end = time.perf_counter()
+    log.info(
+        "报告：%d 个年份、%d 份 HTML%s，用时 %.1f 秒（HTML 与图表 %.1f 秒）→ %s",
+        len(years), len(htmls), "及同名 PDF" if params.build_pdf else "",
+        t_end - t0, t_html - t0, p.reports,
+    )  # fmt: skip

@@ -1,0 +1,433 @@
+"""A realistic set of processed tables for the report stage, independent of the other stages.
+
+Shapes follow ``/work/shared/data-contract.md`` and :mod:`pipeline.schemas`; the evidence JSON and
+status words follow the evidence stage. Values are drawn from a seeded generator within plausible
+ranges, except a few planted cells the tests look for:
+
+* ``SUPPRESSED_VALUES``: estimates of rows flagged ``suppressed`` (or below 10 students) that must
+  never appear on a page, with values no other cell can produce (scores 400–600, rates < 0.5 …).
+* ``SCRIPT_SCHOOL``: a school name that must be shown escaped.
+* an official 校际差异率 row that must win over the computed one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas
+from pipeline.config import Paths
+from pipeline.io import dump_json, table_to_bytes_stable
+
+CITY = "450100"
+SCRIPT_SCHOOL = "<script>alert(1)</script>"
+# estimate -> how it would print if it leaked (scores 1 decimal, rates 3, percentages 1)
+SUPPRESSED_VALUES = {"gap": "987.6", "unflagged_small": "876.5", "sdr": "0.987", "pct": "123.4%"}
+OFFICIAL_SDR = 0.161  # official 450107 grade-8 Chinese 校际差异率 (computed one is 0.1404)
+ROTATION = {2020: {4: ["science", "moral"], 8: ["science", "moral"]},
+            2022: {4: ["chinese", "arts"], 8: ["chinese", "arts", "english"]}}  # fmt: skip
+NAMES = {"450107": "西乡塘区", "450110": "武鸣区", "450125": "上林县", "450181": "横州市"}
+
+
+def _ind_row(year, county, grade, subject, indicator, est, se, n_st, n_sc, gv="", gval="",
+             source="computed", suppressed=False, method="jackknife_JKn") -> dict:  # fmt: skip
+    lo = est - 1.96 * se if se == se else np.nan
+    hi = est + 1.96 * se if se == se else np.nan
+    return dict(
+        year=year, county_code=county, grade=grade, subject=subject, indicator=indicator,
+        group_var=gv, group_value=gval, estimate=est, se=se, ci_low=lo, ci_high=hi,
+        n_students=n_st, n_schools=n_sc, method=method, source=source, suppressed=suppressed,
+    )  # fmt: skip
+
+
+def indicators(counties, years, rng) -> pd.DataFrame:
+    rows = []
+    for year in years:
+        for county in [*counties, CITY]:
+            k = len(counties) if county == CITY else 1
+            for grade in (4, 8):
+                n_sc = (12 if grade == 4 else 8) * k
+                n_st = n_sc * 30
+                for subject in ROTATION[year][grade]:
+                    mean = float(rng.uniform(460, 540))
+                    rows.append(
+                        _ind_row(
+                            year,
+                            county,
+                            grade,
+                            subject,
+                            "mean_score",
+                            mean,
+                            4.0 + rng.uniform(0, 3),
+                            n_st,
+                            n_sc,
+                        )
+                    )
+                    shares = rng.dirichlet([2, 4, 5, 3]) * 100
+                    for lv, sh in zip(schemas.LEVELS, shares, strict=True):
+                        rows.append(
+                            _ind_row(
+                                year,
+                                county,
+                                grade,
+                                subject,
+                                f"pct_level_{lv}",
+                                float(sh),
+                                1.5,
+                                n_st,
+                                n_sc,
+                            )
+                        )
+                    rows.append(
+                        _ind_row(
+                            year,
+                            county,
+                            grade,
+                            subject,
+                            "pct_medium_or_above",
+                            float(shares[1:].sum()),
+                            1.8,
+                            n_st,
+                            n_sc,
+                        )
+                    )
+                    rows.append(
+                        _ind_row(
+                            year,
+                            county,
+                            grade,
+                            subject,
+                            "pct_good_or_above",
+                            float(shares[2:].sum()),
+                            2.0,
+                            n_st,
+                            n_sc,
+                        )
+                    )
+                    rows.append(
+                        _ind_row(
+                            year,
+                            county,
+                            grade,
+                            subject,
+                            "achievement_level",
+                            float(rng.integers(2, 5)),
+                            np.nan,
+                            n_st,
+                            n_sc,
+                            method="mean_vs_cuts",
+                        )
+                    )
+                    sdr = (
+                        0.1404
+                        if (county == "450107" and grade == 8 and subject == "chinese")
+                        else float(rng.uniform(0.06, 0.24))
+                    )
+                    for ind, val in (
+                        ("school_difference_rate", sdr),
+                        ("eta_squared", sdr + 0.02),
+                        ("school_mean_cv", sdr / 3),
+                    ):
+                        rows.append(
+                            _ind_row(
+                                year,
+                                county,
+                                grade,
+                                subject,
+                                ind,
+                                val,
+                                0.02,
+                                n_st,
+                                n_sc,
+                                method="anova_icc1",
+                            )
+                        )
+                    for gv, gval in (("gender", "female-male"), ("urban_rural", "rural-urban"),
+                                     ("left_behind", "true-false"), ("ses_quartile", "Q4-Q1")):  # fmt: skip
+                        rows.append(
+                            _ind_row(
+                                year,
+                                county,
+                                grade,
+                                subject,
+                                "gap_mean_score",
+                                float(rng.uniform(-35, 35)),
+                                6.0,
+                                n_st,
+                                n_sc,
+                                gv,
+                                gval,
+                            )
+                        )
+                    rows.append(
+                        _ind_row(
+                            year,
+                            county,
+                            grade,
+                            subject,
+                            "mean_score",
+                            mean + 5,
+                            5.0,
+                            n_st // 2,
+                            n_sc,
+                            "gender",
+                            "female",
+                        )
+                    )
+                for ind, lo, hi in (("pct_homework_over_limit", 8, 40), ("pct_sleep_sufficient", 40, 85),
+                                    ("pct_myopia", 20, 70), ("pct_fitness_pass", 80, 95)):  # fmt: skip
+                    rows.append(
+                        _ind_row(
+                            year,
+                            county,
+                            grade,
+                            "",
+                            ind,
+                            float(rng.uniform(lo, hi)),
+                            1.7,
+                            n_st,
+                            n_sc,
+                            method="jackknife_JKn",
+                        )
+                    )
+                rows.append(
+                    _ind_row(
+                        year,
+                        county,
+                        grade,
+                        "",
+                        "mean_homework_minutes",
+                        float(rng.uniform(40, 90)),
+                        2.0,
+                        n_st,
+                        n_sc,
+                    )
+                )
+    df = pd.DataFrame(rows)
+    y = max(years)
+    planted = [
+        # flagged suppressed: a left-behind gap in grade 8 English of 上林县 with 7 students
+        _ind_row(y, counties[-1], 8, "english", "gap_mean_score", 987.6, 9.0, 7, 3, "migrant", "true-false", suppressed=True),
+        # not flagged but only 8 students: the report's safety net must hide it
+        _ind_row(y, counties[-1], 4, "arts", "gap_mean_score", 876.5, 9.0, 8, 3, "migrant", "true-false"),
+        # official 校际差异率 printed in the county report
+        _ind_row(y, counties[0], 8, "chinese", "school_difference_rate", OFFICIAL_SDR, 0.015, 240, 8, source="official", method="official"),
+    ]  # fmt: skip
+    df = pd.concat([df, pd.DataFrame(planted)], ignore_index=True)
+    # a suppressed 校际差异率 and a suppressed questionnaire percentage (flag only)
+    sup = (df["year"] == y) & (df["county_code"] == counties[-1]) & (df["grade"] == 4)
+    m1 = (
+        sup
+        & (df["subject"] == "arts")
+        & (df["indicator"] == "school_difference_rate")
+        & (df["source"] == "computed")
+    )
+    m2 = sup & (df["subject"] == "") & (df["indicator"] == "pct_myopia")
+    df.loc[m1, ["estimate", "ci_low", "ci_high", "suppressed"]] = [0.987, 0.95, 1.02, True]
+    df.loc[m2, ["estimate", "ci_low", "ci_high", "suppressed"]] = [123.4, 121.0, 125.8, True]
+    return df.astype(
+        {
+            "year": "int64",
+            "grade": "int64",
+            "n_students": "int64",
+            "n_schools": "int64",
+            "suppressed": "bool",
+        }
+    )
+
+
+def benchmarks(counties, years, rng) -> pd.DataFrame:
+    rows = []
+    for year in years:
+        for county in counties:
+            for grade in (4, 8):
+                for subject in [*ROTATION[year][grade], ""]:
+                    inds = (
+                        [("mean_score", 500.0, 505.0), ("pct_medium_or_above", 80.0, 78.0)]
+                        + [(f"pct_level_{lv}", v, v + 1 - i) for i, (lv, v) in enumerate(zip(schemas.LEVELS, (12.0, 35.0, 38.0, 15.0), strict=True))]
+                        if subject else
+                        [("pct_homework_over_limit", 18.0, 20.0), ("pct_sleep_sufficient", 60.0, 58.0),
+                         ("pct_myopia", 45.0, 47.0), ("pct_fitness_pass", 88.0, 86.0)]
+                    )  # fmt: skip
+                    for ind, nation, province in inds:
+                        for scope, val in (("nation", nation), ("province", province)):
+                            rows.append(dict(
+                                year=year, county_code=county, county_name=NAMES.get(county, county), grade=grade,
+                                subject=subject, indicator=ind, group_var="", group_value="", scope=scope,
+                                value=val, se=np.nan, n=np.nan, source_page="12",
+                            ))  # fmt: skip
+    return pd.DataFrame(rows).astype({"year": "int64", "grade": "int64"})
+
+
+def resource_balance(counties, years, rng) -> pd.DataFrame:
+    rows = []
+    for year in years:
+        for county in counties:
+            for stage, thr, n in (("primary", 0.50, 12), ("junior", 0.45, 8)):
+                for i in range(1, 8):
+                    cv = float(rng.uniform(0.15, 0.45)) if i != 5 else float(thr + 0.08)
+                    rows.append(dict(
+                        year=year, county_code=county, stage=stage, indicator=f"L{i}",
+                        county_value=float(rng.uniform(1, 10)) * (1000 if i == 6 else 1), cv=cv,
+                        threshold=thr, passes=cv <= thr, n_schools=n,
+                    ))  # fmt: skip
+    return pd.DataFrame(rows).astype({"year": "int64", "n_schools": "int64"})
+
+
+def school_compliance(counties, years, rng) -> pd.DataFrame:
+    rows = []
+    for year in years:
+        for county in counties:
+            for stage, n in (("primary", 12), ("junior", 8)):
+                for j in range(n):
+                    sid = f"{county}{'P' if stage == 'primary' else 'J'}{j + 1:02d}"
+                    name = f"{NAMES.get(county, county)}第{j + 1}{'小学' if stage == 'primary' else '中学'}"
+                    if county == counties[0] and stage == "primary" and j == 3:
+                        name = SCRIPT_SCHOOL
+                    n_met = 7 if j % 4 else 5
+                    rows.append(dict(
+                        year=year, county_code=county, school_id=sid, school_name=name, stage=stage,
+                        **{f"L{i}": float(rng.uniform(1, 9)) for i in range(1, 8)},
+                        n_met=n_met, min_ratio_unmet=np.nan if n_met == 7 else 0.78, passes=n_met >= 6,
+                    ))  # fmt: skip
+    return pd.DataFrame(rows).astype({"year": "int64", "n_met": "int64"})
+
+
+def _ev(rule, rows, bench=(), previous=None, note="", cause="") -> str:
+    return json.dumps(
+        {"rule_id": rule, "note": note, "rows": list(rows), "benchmark_rows": list(bench),
+         "benchmark_label": "全国" if bench else "", "benchmark": bench[0]["value"] if bench else None,
+         "p_value": 0.01, "q_value": 0.02, "z": 2.6, "cause_hint": cause, "previous": previous},
+        ensure_ascii=False, sort_keys=True,
+    )  # fmt: skip
+
+
+def problems(counties, years, ind: pd.DataFrame, rng) -> pd.DataFrame:
+    rows = []
+    for year in years:
+        for county in counties:
+            name = NAMES.get(county, county)
+            sdr = ind[(ind["year"] == year) & (ind["county_code"] == county) & (ind["grade"] == 8)
+                      & (ind["indicator"] == "school_difference_rate") & (ind["source"] == "computed")].iloc[0]  # fmt: skip
+            subj = schemas.SUBJECT_LABELS[sdr["subject"]]
+            base = dict(
+                year=year,
+                county_code=county,
+                group_var="",
+                group_value="",
+                deadline="待定（请在整改方案中填写完成时限）",
+            )
+            ev_row = {k: (v.item() if hasattr(v, "item") else v) for k, v in sdr.items()}
+            prev = {"problem_id": f"{county}-{year - 2}-ICC-8", "year": year - 2, "value": 0.2, "change_q": 0.03,
+                    "status": "待整改", "title": "上一轮校际差异率问题"}  # fmt: skip
+            rows += [
+                dict(base, problem_id=f"{county}-{year}-ICC-8", domain="均衡与公平", rule_id="ICC",
+                     title=f"{name}八年级{subj}校际差异率为{sdr['estimate']:.3f}，未达到优质均衡“低于0.15”的要求",
+                     grade=8, subject=sdr["subject"], indicator="school_difference_rate", value=0.2, benchmark=0.15,
+                     gap=0.05, se=0.02, p_value=0.01, q_value=0.02, severity="高",
+                     evidence=_ev("ICC", [ev_row], cause="同期资源配置差异系数超标（L5）", previous=prev),
+                     previous_status="improved", responsible_unit="基教科（牵头）；教研室、人事科（配合）", status="整改中"),
+                dict(base, problem_id=f"{county}-{year}-RES-primary-L5", domain="资源配置", rule_id="RES",
+                     title=f"{name}小学“生均体育运动场馆面积”差异系数为0.580，超过优质均衡标准0.50",
+                     grade=pd.NA, subject="", indicator="L5", value=0.58, benchmark=0.5, gap=0.08, se=np.nan,
+                     p_value=np.nan, q_value=np.nan, severity="中",
+                     evidence=_ev("RES", [{"year": year, "county_code": county, "stage": "primary", "indicator": "L5",
+                                           "cv": 0.58, "county_value": 7.2, "threshold": 0.5, "n_schools": 12}]),
+                     previous_status="new", responsible_unit="计财科（牵头）；发改局、财政局（配合）", status="待整改"),
+                dict(base, problem_id=f"{county}-{year}-HOMEWORK-8", domain="课业负担与身心健康", rule_id="HOMEWORK",
+                     title=f"{name}八年级学生书面作业超时比例高于全国",
+                     grade=8, subject="", indicator="pct_homework_over_limit", value=30.0, benchmark=18.0, gap=12.0,
+                     se=1.7, p_value=0.001, q_value=0.004, severity="中",
+                     evidence=_ev("HOMEWORK", [{"year": year, "grade": 8, "subject": "", "indicator": "pct_homework_over_limit",
+                                                "estimate": 30.0, "se": 1.7, "n_students": 240, "n_schools": 8, "suppressed": False}],
+                                  bench=[{"scope": "nation", "value": 18.0, "se": None, "source_page": "12"}]),
+                     previous_status="worse", responsible_unit="基教科（牵头）；教研室（配合）", status="整改中"),
+                dict(base, problem_id=f"{county}-{year - 2}-FITNESS-4", domain="课业负担与身心健康", rule_id="FITNESS",
+                     title=f"{name}四年级学生体质健康达标比例偏低（本轮未复测，状态沿用上一轮）",
+                     grade=4, subject="", indicator="pct_fitness_pass", value=np.nan, benchmark=np.nan, gap=np.nan,
+                     se=np.nan, p_value=np.nan, q_value=np.nan, severity="低",
+                     evidence=_ev("FITNESS", [], note="本轮没有与该问题对应的数据，状态沿用上一轮"),
+                     previous_status="not re-measured", responsible_unit="体卫艺科（牵头）", status="整改中"),
+            ]  # fmt: skip
+            if county == counties[0]:
+                sc_row = {"year": year, "county_code": county, "school_id": f"{county}P04", "school_name": SCRIPT_SCHOOL,
+                          "stage": "primary", "n_met": 5, "min_ratio_unmet": 0.78, "passes": False}  # fmt: skip
+                rows.append(dict(
+                    base, problem_id=f"{county}-{year}-SCHOOL-{county}P04", domain="资源配置", rule_id="SCHOOL",
+                    title=f"{name}{SCRIPT_SCHOOL}（小学）资源配置5项达标，未达到优质均衡学校要求",
+                    grade=pd.NA, subject="", indicator="n_met", value=5.0, benchmark=6.0, gap=-1.0, se=np.nan,
+                    p_value=np.nan, q_value=np.nan, severity="中", evidence=_ev("SCHOOL", [sc_row]),
+                    previous_status="new", responsible_unit="计财科（牵头）", status="待整改",
+                ))  # fmt: skip
+    df = pd.DataFrame(rows)[schemas.PROBLEMS.names]
+    return df.astype({"year": "int64", "grade": "Int64"})
+
+
+def quarantine(counties, years) -> pd.DataFrame:
+    rows = []
+    for year in years:
+        for i, county in enumerate(counties):
+            for j in range(i + 1):
+                rows.append(dict(table="students", source_file=f"students/{year}.csv", source_row=10 + j, column="weight",
+                                 rule="weight_positive", message="学生权重必须大于 0", raw_values="{}", stage="validate",
+                                 county_code=county, year=year))  # fmt: skip
+            rows.append(dict(table="scores", source_file=f"scores/{year}.csv", source_row=5, column="scale_score",
+                             rule="score_range", message="量尺分数 9999 超出合理范围", raw_values="{}", stage="validate",
+                             county_code=county, year=year))  # fmt: skip
+    return pd.DataFrame(rows).astype({"year": "int64", "source_row": "int64"})
+
+
+def manifest(synthetic=True) -> dict:
+    return {
+        "dataset": {"synthetic": synthetic, "label": "南宁市义务教育质量监测演示数据（合成，参数为示意值）"},
+        "files": {
+            "students/students_2022.csv": {"format": "csv", "encoding": "utf-8-sig", "header_row": 1,
+                                           "rows_read": 2400, "rows_kept": 2396, "rows_quarantined": 4, "sha256": "ab"},
+            "schools/schools_2022.xlsx": {"format": "xlsx", "encoding": None, "header_row": 3,
+                                          "rows_read": 80, "rows_kept": 80, "rows_quarantined": 0, "sha256": "cd"},
+        },
+    }  # fmt: skip
+
+
+def tables(counties=("450107", "450125"), years=(2022,), seed=7) -> dict:
+    rng = np.random.default_rng(seed)
+    counties, years = list(counties), list(years)
+    ind = indicators(counties, years, rng)
+    return {
+        "indicators": ind,
+        "county_reports": benchmarks(counties, years, rng),
+        "resource_balance": resource_balance(counties, years, rng),
+        "school_compliance": school_compliance(counties, years, rng),
+        "problems": problems(counties, years, ind, rng),
+        "quarantine": quarantine(counties, years),
+        "summary": {"tables": {"students": {"rows_in": 2400, "rows_set_aside": 4}}},
+        "manifest": manifest(),
+    }
+
+
+def write_project(root: Path, counties=("450107", "450125"), years=(2022,), publish=True) -> dict:
+    """Write the fixture tables where the report stage reads them (paths from pipeline.config)."""
+    import pyarrow.parquet as pq
+
+    t = tables(counties, years)
+    p = Paths(Path(root))
+    p.validated_dir.mkdir(parents=True, exist_ok=True)
+    p.validation_dir.mkdir(parents=True, exist_ok=True)
+    for name, path in (("indicators", p.indicators), ("resource_balance", p.resource_balance),
+                       ("school_compliance", p.school_compliance), ("problems", p.problems),
+                       ("county_reports", p.validated("county_reports")), ("quarantine", p.validation_quarantine)):  # fmt: skip
+        pq.write_table(table_to_bytes_stable(t[name]), path)
+    p.validation_summary.write_text(dump_json(t["summary"]), encoding="utf-8")
+    p.ingest_manifest.write_text(dump_json(t["manifest"]), encoding="utf-8")
+    if publish:
+        p.validation_pages.mkdir(parents=True, exist_ok=True)
+        for y in years:
+            (p.validation_pages / f"validation_{y}.html").write_text(
+                "<html><body>校验</body></html>", encoding="utf-8"
+            )
+            (p.evidence_dir / str(y)).mkdir(parents=True, exist_ok=True)
+            (p.evidence_dir / str(y) / "rectification_evidence.xlsx").write_bytes(b"PK-fixture")
+    return t
