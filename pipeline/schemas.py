@@ -381,7 +381,7 @@ INDICATOR_LABELS = {
     "gap_mean_score": "群体差异（平均成绩差）", "pct_homework_over_limit": "书面作业超时比例",
     "pct_sleep_sufficient": "睡眠达标比例", "pct_myopia": "视力不良比例",
     "pct_fitness_pass": "体质健康达标比例", "mean_homework_minutes": "平均每天书面作业时间（分钟）",
-    "mean_sleep_hours": "平均每天睡眠时间（小时）",
+    "mean_sleep_hours": "平均每天睡眠时间（小时）", "sd_score": "成绩标准差",
 }  # fmt: skip
 
 RESOURCE_BALANCE = Table(

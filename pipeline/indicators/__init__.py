@@ -1,0 +1,271 @@
+"""The ``indicators`` stage: design-based estimates, 校际差异率 and 优质均衡 resource balance.
+
+Reads ``data/processed/validated/{students,scores,schools,county_reports}.parquet`` and writes
+
+* ``indicators.parquet`` — one long table (columns and order: ``schemas.INDICATORS``), sorted by
+  its key ``year, county_code, grade, subject, indicator, group_var, group_value, source``;
+* ``resource_balance.parquet`` and ``school_compliance.parquet`` (``schemas.RESOURCE_BALANCE``,
+  ``schemas.SCHOOL_COMPLIANCE``);
+* ``indicators_summary.json`` — headline counts (a DVC metric).
+
+Conventions of ``indicators.parquet`` that the evidence and report stages rely on:
+
+* ``county_code == monitoring.city_code`` (450100) marks estimates pooled over every county present
+  (all counties' jackknife replicates together).
+* ``group_var`` and ``group_value`` are the empty string (never NA) for whole-population rows;
+  ``subject`` is the empty string for questionnaire indicators (``pct_homework_over_limit``,
+  ``pct_sleep_sufficient``, ``pct_myopia``, ``pct_fitness_pass``, ``mean_homework_minutes``,
+  ``mean_sleep_hours``). Subgroup rows use ``group_var`` ∈ gender, urban_rural, left_behind,
+  migrant, ses_quartile with values female/male, urban/town/rural, left_behind/not_left_behind,
+  migrant/non_migrant, Q1..Q4; ``gap_mean_score`` rows carry ``group_value`` like ``female-male``
+  (first minus second; for migrants ``non_migrant-migrant``).
+* ``sd_score`` is the weighted population SD of the score (per domain; evidence uses it for effect
+  sizes). Percentages are 0–100. ``achievement_level`` is coded 1 = Ⅰ … 4 = Ⅳ, ``se`` NaN, and its CI
+  bounds are the levels of the underlying estimate's CI bounds.
+* ``ci_low/ci_high = estimate ± ci_z·se`` (normal). A gap's two-sided p-value is
+  ``2·Φ(−|estimate/se|)`` (:func:`pipeline.indicators.survey.normal_p_value`); the 校际差异率
+  verdict (below 0.15 with confidence / above with confidence / unsure) is
+  :func:`pipeline.indicators.balance.icc_verdict` of ``ci_low, ci_high`` — neither is a column,
+  the contract's columns are fixed.
+* ``method`` names the estimator (e.g. ``JKn jackknife ...; weighted mean``, ``ICC(1) one-way
+  ANOVA (unweighted) ...``, ``eta squared ...``, ``student-weighted CV of school means ...``).
+* ``suppressed`` is true when the estimate rests on fewer than 10 students or 3 schools (gaps:
+  either group); such estimates are computed but must not be shown to people.
+* ``source == 'official'`` rows carry a county report's printed ``school_difference_rate`` or
+  ``achievement_level`` (scope county); they sit beside the computed row with the same key.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas
+from pipeline.config import MonitoringParams, RunContext
+from pipeline.errors import EqmError
+from pipeline.indicators.balance import balance_estimates, icc_verdict
+from pipeline.indicators.params import IndicatorsParams
+from pipeline.indicators.resources import resource_balance, school_compliance
+from pipeline.indicators.scores import (
+    encode_students,
+    prepare_scores,
+    questionnaire_estimates,
+    score_estimates,
+)
+from pipeline.io import outputs, read_parquet
+
+log = logging.getLogger(__name__)
+
+__all__ = ["IndicatorsParams", "compute", "run"]
+
+OFFICIAL_INDICATORS = ("school_difference_rate", "achievement_level")
+STUDENT_COLUMNS = ("year", "student_id", "county_code", "school_id", "grade", "weight")
+SCORE_COLUMNS = ("year", "student_id", "subject")
+SCHOOL_COLUMNS = ("year", "county_code", "school_id", "stage", "enrollment")
+
+
+def _require(frame: pd.DataFrame, cols: tuple[str, ...], table: str) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise EqmError(
+            f"{table} 表缺少列：{', '.join(missing)}",
+            file=f"data/processed/validated/{table}.parquet",
+            hint="请重新运行 eqm ingest 和 eqm validate。",
+        )
+
+
+def official_rows(county_reports: pd.DataFrame, z: float) -> pd.DataFrame:
+    """Official county values (school_difference_rate, achievement_level) as ``source='official'``."""
+    if county_reports is None or county_reports.empty:
+        return pd.DataFrame()
+    cr = county_reports.loc[
+        county_reports["indicator"].isin(OFFICIAL_INDICATORS)
+        & (county_reports["scope"] == "county")
+        & county_reports["value"].notna()
+    ]
+    if cr.empty:
+        return pd.DataFrame()
+
+    def text(col: str) -> pd.Series:
+        if col not in cr:
+            return pd.Series("", index=cr.index)
+        return cr[col].astype("string").fillna("").astype(str)
+
+    se = (
+        pd.to_numeric(cr["se"], errors="coerce")
+        if "se" in cr
+        else pd.Series(np.nan, index=cr.index)
+    )
+    n = pd.to_numeric(cr["n"], errors="coerce") if "n" in cr else pd.Series(np.nan, index=cr.index)
+    page = text("source_page")
+    est = cr["value"].astype(float)
+    return pd.DataFrame(
+        {
+            "year": cr["year"].astype("int64"),
+            "county_code": text("county_code"),
+            "grade": cr["grade"].astype("int64"),
+            "subject": text("subject"),
+            "indicator": text("indicator"),
+            "group_var": text("group_var"),
+            "group_value": text("group_value"),
+            "estimate": est,
+            "se": se,
+            "ci_low": est - z * se,
+            "ci_high": est + z * se,
+            "n_students": n.round().astype("Int64"),
+            "n_schools": pd.array([pd.NA] * len(cr), dtype="Int64"),
+            "method": ("official county report" + np.where(page != "", " p. " + page, "")),
+            "source": "official",
+            "suppressed": False,
+        }
+    ).reset_index(drop=True)
+
+
+def finalize_indicators(frame: pd.DataFrame) -> pd.DataFrame:
+    """Contract columns, dtypes and order; rows sorted by the table key."""
+    cols = schemas.INDICATORS.names
+    if frame.empty:
+        frame = pd.DataFrame({c: [] for c in cols})
+    out = pd.DataFrame(
+        {
+            "year": frame["year"].astype("int64"),
+            "county_code": frame["county_code"].astype(str),
+            "grade": frame["grade"].astype("int64"),
+            "subject": frame["subject"].astype(str),
+            "indicator": frame["indicator"].astype(str),
+            "group_var": frame["group_var"].astype(str),
+            "group_value": frame["group_value"].astype(str),
+            "estimate": frame["estimate"].astype(float),
+            "se": frame["se"].astype(float),
+            "ci_low": frame["ci_low"].astype(float),
+            "ci_high": frame["ci_high"].astype(float),
+            "n_students": pd.array(frame["n_students"], dtype="Int64"),
+            "n_schools": pd.array(frame["n_schools"], dtype="Int64"),
+            "method": frame["method"].astype(str),
+            "source": frame["source"].astype(str),
+            "suppressed": frame["suppressed"].astype(bool),
+        }
+    )[cols]
+    dup = out.duplicated(list(schemas.INDICATORS.key), keep=False)
+    if dup.any():
+        first = out.loc[dup].iloc[0]
+        if not (out.loc[dup, "source"] == "official").all():
+            raise RuntimeError(f"duplicate computed indicator key: {first.to_dict()}")
+        raise EqmError(
+            f"区县监测报告中同一指标出现多次：{first['year']} 年 {first['county_code']} "
+            f"{first['grade']} 年级 {first['subject']} {first['indicator']}",
+            file="data/processed/validated/county_reports.parquet",
+            hint="同一区县、年级、学科、指标的官方数值只能出现一次，请检查区县监测报告数据。",
+        )
+    return out.sort_values(list(schemas.INDICATORS.key), kind="stable").reset_index(drop=True)
+
+
+def compute(
+    students: pd.DataFrame,
+    scores: pd.DataFrame,
+    schools: pd.DataFrame,
+    county_reports: pd.DataFrame | None,
+    monitoring: MonitoringParams,
+    params: IndicatorsParams,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Pure core: ``(indicators, resource_balance, school_compliance, summary)``."""
+    _require(students, STUDENT_COLUMNS, "students")
+    _require(scores, SCORE_COLUMNS, "scores")
+    _require(schools, SCHOOL_COLUMNS, "schools")
+    if (students["county_code"].astype(str) == monitoring.city_code).any():
+        raise EqmError(
+            f"学生数据的区县代码中出现了全市代码 {monitoring.city_code}，它专用于全市汇总估计。",
+            file="data/processed/validated/students.parquet",
+            column="county_code",
+            hint="请把这些学生改为其所在区县的代码，或在 params.yaml 的 monitoring.city_code 中核对全市代码。",
+        )
+    enc, counties = encode_students(students)
+    merged, pv_cols, subjects = prepare_scores(enc, students, scores)
+    parts = [
+        score_estimates(merged, pv_cols, counties, subjects, monitoring, params),
+        balance_estimates(merged, pv_cols, counties, subjects, monitoring, params),
+        questionnaire_estimates(enc, counties, monitoring, params),
+    ]
+    parts = [p for p in parts if not p.empty]
+    computed = (
+        pd.concat(parts, ignore_index=True).assign(source="computed") if parts else pd.DataFrame()
+    )
+    if computed.empty:
+        log.warning("没有可用于估计的学生数据（有效权重、学校、区县和年级），只计算了资源配置指标")
+    official = official_rows(county_reports, params.ci_z)
+    ind = finalize_indicators(
+        pd.concat([p for p in (computed, official) if not p.empty], ignore_index=True)
+        if not (computed.empty and official.empty)
+        else pd.DataFrame()
+    )
+    rb = resource_balance(schools, params)
+    sc = school_compliance(schools, params)
+    summary = make_summary(ind, rb, sc, monitoring, params)
+    return ind, rb, sc, summary
+
+
+def make_summary(
+    ind: pd.DataFrame,
+    rb: pd.DataFrame,
+    sc: pd.DataFrame,
+    monitoring: MonitoringParams,
+    params: IndicatorsParams,
+) -> dict:
+    icc = ind.loc[
+        (ind["indicator"] == "school_difference_rate")
+        & (ind["source"] == "computed")
+        & (ind["county_code"] != monitoring.city_code)
+    ]
+    verdict = pd.Series(icc_verdict(icc["ci_low"], icc["ci_high"], params.icc_threshold))
+    return {
+        "indicator_rows": len(ind),
+        "indicator_rows_computed": int((ind["source"] == "computed").sum()),
+        "indicator_rows_official": int((ind["source"] == "official").sum()),
+        "indicator_rows_suppressed": int(ind["suppressed"].sum()),
+        "icc_cells": len(icc),
+        "icc_cells_at_or_above_threshold": int((icc["estimate"] >= params.icc_threshold).sum()),
+        "icc_verdicts": {k: int((verdict == k).sum()) for k in ("below", "above", "unsure")},
+        "icc_threshold": params.icc_threshold,
+        "resource_balance_rows": len(rb),
+        "resource_indicators_failing": int((~rb["passes"]).sum()),
+        "schools_in_scope": len(sc),
+        "schools_failing": int((~sc["passes"]).sum()),
+    }
+
+
+def _empty_reports() -> pd.DataFrame:
+    return pd.DataFrame({c: [] for c in schemas.COUNTY_REPORTS.names})
+
+
+def run(ctx: RunContext) -> None:
+    """Read validated tables, compute, write the four outputs all-or-nothing."""
+    paths = ctx.paths
+    params = ctx.section(IndicatorsParams, "indicators")
+    monitoring = ctx.monitoring
+    with ctx.step("读取校验后的数据", 4) as advance:
+        students = read_parquet(paths.validated("students"), "校验后的学生数据")
+        advance(1)
+        scores = read_parquet(paths.validated("scores"), "校验后的成绩数据")
+        advance(1)
+        schools = read_parquet(paths.validated("schools"), "校验后的学校数据")
+        advance(1)
+        reports_path = paths.validated("county_reports")
+        reports = read_parquet(reports_path) if reports_path.is_file() else _empty_reports()
+        advance(1)
+    log.info(
+        "读入学生 %d 人、成绩 %d 条、学校 %d 个、区县报告数值 %d 条",
+        len(students), len(scores), len(schools), len(reports),
+    )  # fmt: skip
+    ind, rb, sc, summary = compute(students, scores, schools, reports, monitoring, params)
+    with outputs() as out:
+        out.parquet(ind, paths.indicators)
+        out.parquet(rb, paths.resource_balance)
+        out.parquet(sc, paths.school_compliance)
+        out.json(summary, paths.indicators_summary)
+    log.info(
+        "指标 %d 行（抑制 %d 行）；校际差异率 ≥ %.2f 的格子 %d 个；资源均衡未达标指标 %d 项",
+        summary["indicator_rows"], summary["indicator_rows_suppressed"], params.icc_threshold,
+        summary["icc_cells_at_or_above_threshold"], summary["resource_indicators_failing"],
+    )  # fmt: skip

@@ -1,0 +1,173 @@
+"""校际差异率 (ICC(1), η², CV of school means), its jackknife, and CI coverage over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.indicators.balance import anova_from_sums, icc_verdict, school_balance
+from pipeline.indicators.params import IndicatorsParams
+from pipeline.indicators.scores import Grouping, domain_estimates
+
+
+def one_county(groups: list[list[float]], county: str = "450107"):
+    y = np.concatenate([np.asarray(g, float) for g in groups])
+    school = np.concatenate([[f"s{j}"] * len(g) for j, g in enumerate(groups)]).astype(object)
+    return np.full(len(y), county, dtype=object), school, y
+
+
+def direct_anova(groups: list[list[float]]) -> tuple[float, float, float]:
+    """Textbook one-way ANOVA written out independently of the sums-based code."""
+    ys = [np.asarray(g, float) for g in groups]
+    allv = np.concatenate(ys)
+    n_tot, k = len(allv), len(ys)
+    grand = allv.mean()
+    ssb = sum(len(g) * (g.mean() - grand) ** 2 for g in ys)
+    ssw = sum(((g - g.mean()) ** 2).sum() for g in ys)
+    msb, msw = ssb / (k - 1), ssw / (n_tot - k)
+    n0 = (n_tot - sum(len(g) ** 2 for g in ys) / n_tot) / (k - 1)
+    icc = (msb - msw) / (msb + (n0 - 1) * msw)
+    means = np.array([g.mean() for g in ys])
+    p = np.array([len(g) for g in ys]) / n_tot
+    xbar = (p * means).sum()
+    cv = np.sqrt((p * (means - xbar) ** 2).sum()) / xbar
+    return icc, ssb / (ssb + ssw), cv
+
+
+def test_domain_md_example():
+    # domain.md: schools A = [1, 2, 3], B = [4, 5, 6] -> η² = 0.7714, ICC(1) = 0.8065
+    # by hand: SSB = 13.5, SSW = 4, MSB = 13.5, MSW = 1, n0 = 3 -> ICC = 12.5/15.5 = 0.806452;
+    # η² = 13.5/17.5 = 0.771429; school means 2 and 5, X̄ = 3.5, S = 1.5 -> CV = 0.428571
+    sizes, rep = school_balance(*one_county([[1, 2, 3], [4, 5, 6]]), city_code="450100")
+    icc, eta, cv = rep.theta_c[0]
+    assert icc == pytest.approx(12.5 / 15.5, rel=1e-12)
+    assert round(icc, 4) == 0.8065
+    assert eta == pytest.approx(13.5 / 17.5, rel=1e-12)
+    assert round(eta, 4) == 0.7714
+    assert cv == pytest.approx(1.5 / 3.5, rel=1e-12)
+    assert sizes["n_students"].tolist() == [6, 6] and sizes["n_schools"].tolist() == [2, 2]
+
+
+def test_unequal_school_sizes_use_n0():
+    # by hand: A = [1, 2], B = [4, 5, 6]: N = 5, grand 3.6, SSB = 14.7, SSW = 2.5, MSW = 2.5/3,
+    # n0 = (5 - 13/5)/1 = 2.4 -> ICC = (14.7 - 0.8333)/(14.7 + 1.4·0.8333) = 0.873950;
+    # η² = 14.7/17.2 = 0.854651. Using the mean school size (2.5) instead of n0 gives 0.8739… ≠.
+    _, rep = school_balance(*one_county([[1, 2], [4, 5, 6]]), city_code="450100")
+    icc, eta, _ = rep.theta_c[0]
+    assert icc == pytest.approx((14.7 - 2.5 / 3) / (14.7 + 1.4 * 2.5 / 3), rel=1e-12)
+    assert icc == pytest.approx(0.873950, abs=1e-6)
+    assert eta == pytest.approx(14.7 / 17.2, rel=1e-12)
+    wrong_n0 = (14.7 - 2.5 / 3) / (14.7 + 1.5 * 2.5 / 3)
+    assert abs(icc - wrong_n0) > 1e-3
+
+
+def test_jackknife_equals_brute_force_leave_one_school_out():
+    rng = np.random.default_rng(7)
+    groups = [
+        list(rng.normal(500 + 40 * rng.normal(), 80, size=rng.integers(5, 15))) for _ in range(6)
+    ]
+    _, rep = school_balance(*one_county(groups), city_code="450100")
+    full = np.array(direct_anova(groups))
+    loo = np.array([direct_anova(groups[:j] + groups[j + 1 :]) for j in range(6)])
+    np.testing.assert_allclose(rep.theta_c[0], full, rtol=1e-10)
+    np.testing.assert_allclose(rep.rep_c, loo, rtol=1e-9)
+    var_c, var_p = rep.variance()
+    np.testing.assert_allclose(var_c[0], 5 / 6 * ((loo - full) ** 2).sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(var_p, var_c[0], rtol=1e-9)  # one county: pooled = county
+
+
+def test_pooled_icc_uses_all_schools_and_stratum_factors():
+    g1 = [[1, 2, 3], [4, 5, 6], [2, 2, 3]]
+    g2 = [[7, 8], [5, 9, 9], [6, 6, 7], [8, 8, 8]]
+    c1, s1, y1 = one_county(g1, "450107")
+    c2, s2, y2 = one_county(g2, "450110")
+    s2 = np.array([f"t{x}" for x in s2], dtype=object)
+    _, rep = school_balance(np.r_[c1, c2], np.r_[s1, s2], np.r_[y1, y2], city_code="450100")
+    np.testing.assert_allclose(rep.theta_p, direct_anova(g1 + g2), rtol=1e-10)
+    allg = g1 + g2
+    loo = np.array([direct_anova(allg[:j] + allg[j + 1 :]) for j in range(7)])
+    f = np.array([2 / 3] * 3 + [3 / 4] * 4)[:, None]
+    _, var_p = rep.variance()
+    np.testing.assert_allclose(var_p, (f * (loo - direct_anova(allg)) ** 2).sum(axis=0), rtol=1e-9)
+
+
+def test_shift_invariance_and_large_scores():
+    groups = [[501.0, 502.0, 503.0], [504.0, 505.0, 506.0]]
+    _, rep = school_balance(*one_county(groups), city_code="450100")
+    assert rep.theta_c[0, 0] == pytest.approx(12.5 / 15.5, rel=1e-10)
+    assert rep.theta_c[0, 2] == pytest.approx(1.5 / 503.5, rel=1e-10)  # CV is not shift-invariant
+
+
+def test_degenerate_inputs_give_nan_not_errors():
+    icc, eta, _ = anova_from_sums(
+        *(np.array([3.0]),) * 3, np.array([3.0]), np.array([9.0]), np.array([1.0]), 0.0
+    )
+    assert np.isnan(icc) and np.isnan(eta)  # one school: no between-school variance defined
+
+
+def test_verdict():
+    lo = np.array([0.02, 0.16, 0.10, 0.15, np.nan])
+    hi = np.array([0.149, 0.30, 0.20, 0.25, np.nan])
+    assert icc_verdict(lo, hi).tolist() == ["below", "above", "unsure", "above", "unsure"]
+    assert icc_verdict([0.1], [0.15]).tolist() == ["unsure"]  # 0.15 is not strictly below
+
+
+def _simulate(seed: int, n_h: int = 20, m: int = 20, tau: float = 30.0, sigma: float = 90.0):
+    """Two-level model y = 500 + u_j + e_ij, u ~ N(0, τ²), e ~ N(0, σ²); 3 counties × n_h schools."""
+    rng = np.random.default_rng(seed)
+    s_n = 3 * n_h
+    county = np.repeat(np.array(["450107", "450110", "450125"], dtype=object), n_h * m)
+    school = np.repeat(np.array([f"s{s:03d}" for s in range(s_n)], dtype=object), m)
+    y = 500.0 + np.repeat(rng.normal(0, tau, s_n), m) + rng.normal(0, sigma, s_n * m)
+    w = np.repeat(rng.uniform(10, 30, s_n), m)  # unequal weights, unrelated to y
+    return county, school, w, y
+
+
+def test_ci_coverage_over_seeds():
+    """95% CIs of the mean (per county and pooled) and of the pooled ICC cover the truth ~95%."""
+    truth_icc = 30.0**2 / (30.0**2 + 90.0**2)  # 0.1 (generator's τ², σ²)
+    params = IndicatorsParams()
+    hits_mean, hits_icc, n_rep = [], [], 150
+    for seed in range(n_rep):
+        county, school, w, y = _simulate(seed)
+        g = [Grouping("", np.zeros(len(y), dtype=np.int64), ("",))]
+        est = domain_estimates(
+            county, school, w, y[None, :, None], ("mean_score",), g, (), "450100", params
+        )
+        hits_mean.extend(np.abs(est["estimate"] - 500.0) <= 1.96 * est["se"])
+        _, rep = school_balance(county, school, y, "450100")
+        _, var_p = rep.variance()
+        hits_icc.append(abs(rep.theta_p[0] - truth_icc) <= 1.96 * np.sqrt(var_p[0]))
+    cover_mean, cover_icc = np.mean(hits_mean), np.mean(hits_icc)
+    # binomial SD at 0.95: ~0.009 (600 intervals) and ~0.018 (150): ±3 SD windows
+    assert 0.91 <= cover_mean <= 0.98, cover_mean
+    assert 0.89 <= cover_icc <= 0.995, cover_icc
+
+
+def test_balance_rows_in_stage_output_are_labelled():
+    from pipeline.config import MonitoringParams, Scale
+    from pipeline.indicators import compute
+
+    county, school, w, y = _simulate(1, n_h=4, m=8)
+    ids = [f"x{i}" for i in range(len(y))]
+    students = pd.DataFrame({"year": 2022, "student_id": ids, "county_code": county, "school_id": school,
+                             "grade": 4, "weight": w})  # fmt: skip
+    scores = pd.DataFrame({"year": 2022, "student_id": ids, "subject": "math", "scale_score": y})
+    schools = pd.DataFrame(
+        {c: [] for c in ("year", "county_code", "school_id", "stage", "enrollment")}
+    )
+    mon = MonitoringParams({}, {}, "450100", "南宁市", {}, Scale((380, 480, 580), (100, 900)))
+    ind = compute(students, scores, schools, None, mon, IndicatorsParams())[0]
+    out = ind.loc[
+        ind["indicator"].isin(["school_difference_rate", "eta_squared", "school_mean_cv"])
+    ]
+    assert len(out) == 3 * 4 and (out["group_var"] == "").all() and (out["subject"] == "math").all()
+    icc = out.loc[out["indicator"] == "school_difference_rate"]
+    assert icc["method"].str.startswith("ICC(1) one-way ANOVA (unweighted)").all()
+    # the county values equal the direct ANOVA on that county's schools
+    c = county == "450107"
+    groups = [list(y[c & (school == s)]) for s in pd.unique(school[c])]
+    assert icc.set_index("county_code").loc["450107", "estimate"] == pytest.approx(
+        direct_anova(groups)[0], rel=1e-10
+    )
