@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo test lint format bench clean system-deps
+.PHONY: install demo test lint format bench bench-r clean system-deps
 
 install: $(STAMP)
 
@@ -46,8 +46,17 @@ format: install
 	$(BIN)/ruff format pipeline tests benchmarks
 	$(BIN)/ruff check --fix pipeline tests benchmarks
 
+# Performance targets (figures in README): ingest of the demo < 10 s, validate 1M students < 10 s,
+# indicators 1M students < 15 s and < 4 GB, report build of the demo < 60 s.
 bench: install
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_validate.py
+	$(BIN)/python benchmarks/bench_indicators.py
+	$(BIN)/python benchmarks/bench_demo_round.py
+
+# Same comparison against R survey (needs R with the survey package; not part of make test).
+bench-r: install
+	$(BIN)/python benchmarks/bench_indicators.py --r
 
 clean:
 	rm -rf data/processed reports .pytest_cache

@@ -104,3 +104,15 @@ def test_changing_an_evidence_threshold_reruns_only_evidence_and_report(dvc_roun
     assert ran == {"evidence", "report"}
     metrics = sh("dvc", "metrics", "show", cwd=root)
     assert "summary.json" in metrics.stdout
+
+
+def test_living_notebooks_run_on_the_demo_round(dvc_round: Path):
+    """The three notebooks execute top to bottom (nbmake, the venv's kernel) on the real demo outputs."""
+    env = _env()
+    env["EQM_ROOT"] = str(dvc_round)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbmake", "-q", "-p", "no:cacheprovider", str(REPO / "notebooks")],
+        cwd=dvc_round, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "3 passed" in done.stdout
