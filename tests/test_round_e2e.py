@@ -37,7 +37,9 @@ def _env() -> dict[str, str]:
 def sh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raise AssertionError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
     return done
 
 
@@ -46,7 +48,9 @@ def dvc_round(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("round")
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (root / ".gitignore").write_text("/data/raw/\n/.eqm_salt\n/data/eqm.log\n", encoding="utf-8")
     sh("git", "init", "-q", cwd=root)
     sh("dvc", "init", "-q", cwd=root)
@@ -66,13 +70,22 @@ def test_repro_builds_every_output_and_the_reports(dvc_round: Path):
         names = {p.name for p in (dvc_round / "reports" / year).iterdir()}
         for county in ("450107", "450110", "450125", "450181"):
             assert {f"{county}.html", f"{county}.pdf"} <= names
-        assert {"summary.html", "summary.pdf", "validation.html", "rectification_evidence.xlsx"} <= names
+        assert {
+            "summary.html",
+            "summary.pdf",
+            "validation.html",
+            "rectification_evidence.xlsx",
+        } <= names
 
 
 def test_ingest_reconciles_and_writes_no_pii(dvc_round: Path):
-    manifest = json.loads((dvc_round / "data/processed/ingest_manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(
+        (dvc_round / "data/processed/ingest_manifest.json").read_text(encoding="utf-8")
+    )
     assert manifest["dataset"]["synthetic"] is True
-    for f in manifest["files"].values() if isinstance(manifest["files"], dict) else manifest["files"]:
+    for f in (
+        manifest["files"].values() if isinstance(manifest["files"], dict) else manifest["files"]
+    ):
         assert f["rows_read"] == f["rows_kept"] + f["rows_quarantined"]
     students = pd.read_parquet(dvc_round / "data/processed/students.parquet")
     assert not {"name", "id_number"} & set(students.columns)
@@ -85,7 +98,9 @@ def test_second_repro_does_nothing(dvc_round: Path):
     assert "changed" not in status.stdout
 
 
-def test_changing_an_evidence_threshold_reruns_only_evidence_and_report(dvc_round: Path, tmp_path: Path):
+def test_changing_an_evidence_threshold_reruns_only_evidence_and_report(
+    dvc_round: Path, tmp_path: Path
+):
     root = tmp_path / "copy"
     shutil.copytree(dvc_round, root, symlinks=True)
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
@@ -100,10 +115,14 @@ def test_changing_an_evidence_threshold_reruns_only_evidence_and_report(dvc_roun
     diff = sh("dvc", "params", "diff", cwd=root)
     assert f"evidence.{key}" in diff.stdout
     done = sh("dvc", "repro", cwd=root)
-    ran = {line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")}
+    ran = {
+        line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")
+    }
     assert ran == {"evidence", "report"}
     metrics = sh("dvc", "metrics", "show", cwd=root)
     assert "summary.json" in metrics.stdout
+    # only evidence changed: validation counts and indicator headlines are the same as committed
+    assert sh("dvc", "metrics", "diff", cwd=root).stdout.strip() == ""
 
 
 def test_living_notebooks_run_on_the_demo_round(dvc_round: Path):
@@ -116,3 +135,31 @@ def test_living_notebooks_run_on_the_demo_round(dvc_round: Path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "3 passed" in done.stdout
+
+
+def test_raw_data_kept_out_of_git_and_last_round_rerun_exactly(dvc_round: Path, tmp_path: Path):
+    """The README's recipe: `dvc add data/raw`, a local remote, `dvc push`; later `git checkout`,
+    `dvc pull`, `dvc repro` restores the raw files byte for byte and has nothing to rerun."""
+    root = tmp_path / "office"
+    shutil.copytree(dvc_round, root, symlinks=True)
+    remote = tmp_path / "remote"
+    before = {
+        p.relative_to(root): p.read_bytes() for p in (root / "data/raw").rglob("*") if p.is_file()
+    }
+    sh("dvc", "add", "data/raw", cwd=root)
+    sh("dvc", "remote", "add", "-d", "office", str(remote), cwd=root)
+    sh("dvc", "push", cwd=root)
+    sh("git", "add", "data/raw.dvc", "data/.gitignore", ".dvc/config", "dvc.lock", cwd=root)
+    sh("git", "commit", "-qm", "round 2022: raw data tracked by dvc", cwd=root)
+    tag = sh("git", "rev-parse", "HEAD", cwd=root).stdout.strip()
+    assert "data/raw" not in sh("git", "ls-files", cwd=root).stdout.replace("data/raw.dvc", "")
+    shutil.rmtree(root / "data/raw")
+    shutil.rmtree(root / ".dvc/cache")
+    sh("git", "checkout", "-q", tag, cwd=root)
+    sh("dvc", "pull", cwd=root)
+    after = {
+        p.relative_to(root): p.read_bytes() for p in (root / "data/raw").rglob("*") if p.is_file()
+    }
+    assert after == before
+    done = sh("dvc", "repro", cwd=root)
+    assert "Running stage" not in done.stdout
