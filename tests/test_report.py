@@ -377,3 +377,139 @@ def test_validation_summary_without_quarantine_is_shown_as_counts():
     assert dq["tables"]["rows"] == [["学生数据", "10", "8", "2", "1"]] and dq["raw"] == []
     assert views.data_quality(None, None, YEAR, None)["raw"] == []
     assert views.data_quality(pd.DataFrame(), None, YEAR, None)["table"]["rows"] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Readability for leadership (burden conclusions, numerals, SE units, city 摘要)
+# ------------------------------------------------------------------------------------------------
+
+
+def _row(est, suppressed=False):
+    return {"estimate": est, "suppressed": suppressed}
+
+
+def test_burden_conclusion_names_significance_from_problems_and_direction_from_comparison():
+    f = views.Fmt(_params().rules())
+    hw, sleep = "pct_homework_over_limit", "pct_sleep_sufficient"
+    listed = {"severity": "高", "reference": "全国"}
+    # listed by the evidence stage: its significance, the indicator's bad side, its severity
+    assert views.burden_conclusion(f, hw, _row(38.7), _row(24.0), listed)["text"] == (
+        "显著高于全国（已列入问题清单，高）"
+    )
+    lt = views.burden_conclusion(f, sleep, _row(22.4), _row(48.0), {**listed, "severity": "中"})
+    assert (lt["state"], lt["text"]) == ("warn", "显著低于全国（已列入问题清单，中）")
+    # tested against the configured limit (no national figure printed)
+    limit = {"severity": "中", "reference": "限值"}
+    assert views.burden_conclusion(f, hw, _row(30.0), None, limit)["text"].startswith(
+        "显著高于限值"
+    )
+    # not listed: worse side (or equal as shown) → no significant difference; better side → 优于
+    assert (
+        views.burden_conclusion(f, hw, _row(26.0), _row(24.0), None)["text"] == "与全国无显著差异"
+    )
+    assert views.burden_conclusion(f, hw, _row(12.8), _row(20.0), None)["text"] == "优于全国"
+    assert views.burden_conclusion(f, sleep, _row(60.8), _row(48.0), None)["text"] == "优于全国"
+    assert (
+        views.burden_conclusion(f, sleep, _row(40.0), _row(48.0), None)["text"]
+        == "与全国无显著差异"
+    )
+    assert views.burden_conclusion(f, sleep, _row(48.04), _row(48.0), None)["text"] == (
+        "与全国无显著差异"  # both print 48.0%: not called better
+    )
+    assert views.burden_conclusion(f, hw, _row(12.8), None, None)["text"] == "未列入问题清单"
+    # negative: a suppressed or absent value gets no conclusion at all
+    assert views.burden_conclusion(f, hw, _row(12.8, True), _row(20.0), listed)["state"] == "na"
+    assert views.burden_conclusion(f, hw, None, _row(20.0), None)["state"] == "na"
+
+
+def test_untested_previous_problem_does_not_mark_a_burden_item():
+    probs = pd.DataFrame([
+        {"grade": 4, "indicator": "pct_fitness_pass", "severity": "高", "value": float("nan"),
+         "previous_status": "not re-measured", "evidence": ""},
+        {"grade": 8, "indicator": "pct_homework_over_limit", "severity": "中", "value": 30.0,
+         "previous_status": "worse", "evidence": '{"benchmark_label": "配置限值"}'},
+    ])  # fmt: skip
+    flagged = views._flagged_indicators(probs)
+    assert (4, "pct_fitness_pass") not in flagged
+    assert flagged[(8, "pct_homework_over_limit")] == {"severity": "中", "reference": "限值"}
+
+
+def test_burden_rows_show_value_standard_nation_and_conclusion(rendered):
+    ind = rendered["tables"]["indicators"]
+    for county in COUNTIES:
+        r = ind[(ind["year"] == YEAR) & (ind["county_code"] == county) & (ind["grade"] == 8)
+                & (ind["indicator"] == "pct_homework_over_limit") & (ind["group_var"] == "")].iloc[0]  # fmt: skip
+        text = rendered["pdf"][county]
+        # the fixture's grade-8 homework value, the 双减 standard (params) and the national 18.0
+        # (report_fixtures benchmarks), with the conclusion of the listed HOMEWORK-8 problem
+        assert f"{r['estimate']:.1f}%" in text
+        assert "标准：书面作业每天≤90分钟全国18.0%" in text
+        assert "显著高于全国（已列入问题清单" in text
+        assert "睡眠每天≥10小时" in text and "体质测试≥60分为及格" in text
+        assert ("与全国无显著差异" in text) or ("优于全国" in text)
+
+
+def _visible(html: str) -> str:
+    html = re.sub(r'src="data:[^"]*"', "", html)
+    html = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+@pytest.mark.parametrize("name", [*COUNTIES, "summary"])
+def test_levels_use_the_contracts_roman_numerals(rendered, name):
+    text = _visible(rendered["html"][name])
+    assert "Ⅲ" in text
+    # no ASCII numerals for levels (ICC(1) and ids like "G8" are not levels)
+    assert not re.search(r"(?<![A-Za-z0-9(])(?:I{1,3}|IV)(?![A-Za-z0-9)])", text), re.search(
+        r".{20}(?<![A-Za-z0-9(])(?:I{1,3}|IV)(?![A-Za-z0-9)]).{20}", text
+    )
+
+
+def test_se_and_gaps_of_percentages_are_percentage_points():
+    f = views.Fmt(_params().rules())
+    assert f.spread(4.163, "percent") == "4.2 个百分点"  # 1 decimal (params), never "%"
+    assert f.spread(-25.61, "percent") == "−25.6 个百分点"
+    assert f.spread(0.0751, "rate") == "0.075"
+    assert f.spread(-1.0, "level") == "−1 级"
+    assert f.spread(float("nan"), "percent") == views.MISSING
+
+
+@pytest.mark.parametrize("county", COUNTIES)
+def test_no_percent_sign_on_an_se_or_gap(rendered, county):
+    html = rendered["html"][county]
+    facts = re.findall(r"<b>(标准误|差距)：</b>([^<]*)", html)
+    assert facts, "problem facts missing"
+    assert not [v for _, v in facts if v.strip().endswith("%")], facts
+    assert "个百分点" in html  # the fixture's HOMEWORK problem (value 30.0 vs 18.0)
+
+
+def test_previous_status_in_chinese(rendered):
+    text = rendered["pdf"]["450107"]
+    # fixture: ICC improved, HOMEWORK worse, FITNESS not re-measured
+    for word in ("已改善", "恶化", "本轮未监测"):
+        assert word in text, word
+    for word in ("improved", "worse", "加重", "无明显变化"):
+        assert word not in text
+    summary = rendered["pdf"]["summary"]
+    for word in ("新发现", "已改善", "无显著变化", "恶化", "本轮未监测"):
+        assert word in summary, word
+
+
+def test_summary_opens_with_counties_side_by_side_in_code_order(rendered):
+    html = rendered["html"]["summary"]
+    overview = html.split("摘要：各区县主要结果")[1].split("一、学业表现")[0]
+    header = re.search(r"<thead>(.*?)</thead>", overview, re.S).group(1)
+    names = [NAMES[c] for c in sorted(COUNTIES)]
+    pos = [header.index(n) for n in names]
+    assert pos == sorted(pos)  # code order, never by result
+    for item in ("学业水平", "校际差异率（<0.15）".replace("<", "&lt; "), "资源配置差异系数达标项",
+                 "达标学校", "书面作业超时比例", "问题数（高 / 中 / 低）", "上一轮问题"):  # fmt: skip
+        assert item in overview, item
+    for c in COUNTIES:
+        assert f'href="{c}.html"' in overview
+    # the 摘要 is on the first page of the PDF, and no ranking wording anywhere
+    first = _squash(rendered["pages"]["summary"][0])
+    assert "摘要：各区县主要结果" in first and all(n in first for n in names)
+    assert "排名" not in rendered["pdf"]["summary"] and "排名" not in html
+    for c in COUNTIES:
+        assert "排名" not in rendered["pdf"][c]

@@ -81,6 +81,8 @@ class ReportParams:
     chart_width_in: float
     font_file: str
     pdf_workers: int  # processes converting HTML to PDF; 0 = one per CPU
+    # indicator -> grade -> the standard in words, shown beside the burden / health items
+    burden_standards: Mapping[str, Mapping[int, str]]
     organisation: str = "南宁市人民政府教育督导委员会办公室"
 
     def rules(self) -> views.ViewRules:
@@ -93,6 +95,7 @@ class ReportParams:
             min_schools=self.min_schools,
             quality_sdr_max=self.quality_sdr_max,
             quality_min_level=self.quality_min_level,
+            burden_standards=self.burden_standards,
         )
 
 

@@ -15,6 +15,7 @@ same rule is re-applied here from ``n_students`` / ``n_schools`` (params ``min_s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -52,10 +53,18 @@ STAGE_ORDER = ("primary", "junior")
 
 PREVIOUS_STATUS_LABELS = {
     "new": "新发现",
-    "improved": "改善",
-    "unchanged": "无明显变化",
-    "worse": "加重",
+    "improved": "已改善",
+    "unchanged": "无显著变化",
+    "worse": "恶化",
     "not re-measured": "本轮未监测",
+}
+# Which side of a benchmark is the bad one for the burden / health items (+1: higher is worse).
+# The evidence stage tests exactly this one-sided direction; the report only names it.
+BURDEN_BAD_SIDE = {
+    "pct_homework_over_limit": 1,
+    "pct_sleep_sufficient": -1,
+    "pct_myopia": 1,
+    "pct_fitness_pass": -1,
 }
 STATUS_LABELS = {
     "open": "待整改", "new": "待整改", "in_progress": "整改中", "ongoing": "整改中",
@@ -99,6 +108,8 @@ class ViewRules:
     min_schools: int
     quality_sdr_max: float
     quality_min_level: str
+    # indicator -> grade -> the regulation's standard in words (e.g. "书面作业每天 ≤ 60 分钟")
+    burden_standards: Mapping[str, Mapping[int, str]] = dataclasses.field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -169,6 +180,17 @@ class Fmt:
             if set(text[1:]) <= {"0", "."}:
                 text = text[1:]
         return text + ("%" if kind == "percent" else "")
+
+    def spread(self, v: Any, kind: str) -> str:
+        """An SE or a difference: of a percentage in percentage points (个百分点), never "%";
+        of a level (coded 1–4) in levels (级)."""
+        if kind == "percent":
+            text = self.num(v, "score", self.rules.percent_decimals)
+            return text if text == MISSING else f"{text} 个百分点"
+        if kind == "level":
+            text = self.num(v, "count")
+            return text if text == MISSING else f"{text} 级"
+        return self.num(v, kind)
 
     def ci(self, row: Mapping | None, kind: str) -> str:
         if row is None or row.get("suppressed"):
@@ -488,7 +510,7 @@ def county_view(
     achievement = _achievement(f, lk, year, county, cells)
     balance = _balance(f, lk, year, county, cells, rules)
     resources = _resources(f, inp, year, county, rules)
-    burden = _burden(f, lk, year, county, q_grades, probs)
+    burden = _burden(f, lk, year, county, q_grades, probs, rules)
     problems = _problem_section(f, probs)
     quality = _quality_items(f, lk, year, county, cells, rules)
     findings = _findings(f, lk, year, county, cells, q_grades, resources, problems, rules)
@@ -779,7 +801,9 @@ def _pass_counts(rb: pd.DataFrame | None, stages: list[str]) -> dict[str, tuple[
     return out
 
 
-def _burden(f: Fmt, lk: Lookup, year, county, grades, probs: pd.DataFrame) -> dict:
+def _burden(
+    f: Fmt, lk: Lookup, year, county, grades, probs: pd.DataFrame, rules: ViewRules
+) -> dict:
     rows, lights, panels = [], [], []
     flagged = _flagged_indicators(probs)
     for g in grades:
@@ -791,25 +815,19 @@ def _burden(f: Fmt, lk: Lookup, year, county, grades, probs: pd.DataFrame) -> di
             prov = lk.benchmark("province", year, county, g, "", ind)
             nat = lk.benchmark("nation", year, county, g, "", ind)
             kind = kind_of(ind)
-            sev = flagged.get((g, ind)) or flagged.get((None, ind))
-            lt = (
-                light("na")
-                if row.get("suppressed")
-                else (
-                    light("fail" if sev == "高" else "warn", f"列入问题清单（{sev}）")
-                    if sev
-                    else light("pass", "未列入问题清单")
-                )
-            )
+            flag = flagged.get((g, ind)) or flagged.get((None, ind))
+            lt = burden_conclusion(f, ind, row, nat, flag) if ind in BURDEN_INDICATORS else None
             rows.append([
                 schemas.GRADE_LABELS.get(g, str(g)), schemas.INDICATOR_LABELS.get(ind, ind),
-                f.est(row, kind), f.ci(row, kind), f.est(prov, kind), f.est(nat, kind), _n(row, "n_students"), lt["text"],
+                f.est(row, kind), f.ci(row, kind), f.est(prov, kind), f.est(nat, kind), _n(row, "n_students"),
+                lt["text"] if lt else "",
             ])  # fmt: skip
-            if ind in BURDEN_INDICATORS:
+            if lt is not None:
                 lights.append(
                     {
                         "label": f"{schemas.GRADE_LABELS.get(g, g)} {schemas.INDICATOR_LABELS.get(ind, ind)}",
                         "value": f.est(row, kind),
+                        "standard": _txt((rules.burden_standards.get(ind) or {}).get(g)),
                         "nation": f.est(nat, kind),
                         "light": lt,
                     }
@@ -821,28 +839,81 @@ def _burden(f: Fmt, lk: Lookup, year, county, grades, probs: pd.DataFrame) -> di
         panels.append((schemas.GRADE_LABELS.get(g, str(g)), cats, vals, None))
     return {
         "table": _table(
-            ["年级", "指标", "本县", "95%置信区间", "全省", "全国", "学生数", "问题清单"], rows
+            ["年级", "指标", "本县", "95%置信区间", "全省", "全国", "学生数", "结论"], rows
         ),
         "lights": lights,
         "panels": [p for p in panels if p[1]],
     }
 
 
-def _flagged_indicators(probs: pd.DataFrame) -> dict[tuple, str]:
-    """(grade, indicator) → highest severity among this county's problems on it."""
-    out: dict[tuple, str] = {}
+def burden_conclusion(
+    f: Fmt, indicator: str, row: Mapping | None, nation: Mapping | None, flag: Mapping | None
+) -> dict:
+    """The conclusion of a burden / health item, in words a reader acts on.
+
+    Significance is never decided here: the evidence stage tested every burden / health item
+    (one-sided, BH-corrected) and listed the significant ones in ``problems.parquet``. So
+
+    * listed → "显著高于/低于全国（已列入问题清单，高）" (the side is the indicator's bad side, the
+      reference is the one the problem names);
+    * not listed, county value on the bad side of the national figure (or equal) → "与全国无显著差异";
+    * not listed, county value on the good side (the shown values differ) → "优于全国";
+    * not listed and no national figure → "未列入问题清单".
+    """
+    if row is None or row.get("suppressed") or _num(row.get("estimate")) is None:
+        return light("na")
+    bad = BURDEN_BAD_SIDE.get(indicator, 1)
+    if flag:
+        side = "高于" if bad > 0 else "低于"
+        ref = flag.get("reference") or "全国"
+        sev = flag["severity"]
+        out = light("fail" if sev == "高" else "warn", f"显著{side}{ref}（已列入问题清单，{sev}）")
+        return {**out, "short": f"显著{side}{ref}，{sev}"}
+    if nation is None or _num(nation.get("estimate")) is None:
+        return light("pass", "未列入问题清单")
+    kind = kind_of(indicator)
+    shown, ref = f.est(row, kind), f.est(nation, kind)
+    if shown != ref and (_num(row["estimate"]) - _num(nation["estimate"])) * bad < 0:
+        return light("pass", "优于全国")
+    return light("pass", "与全国无显著差异")
+
+
+def _flagged_indicators(probs: pd.DataFrame) -> dict[tuple, dict]:
+    """(grade, indicator) → {"severity", "reference"} of this county's most severe problem on it.
+
+    ``reference`` is the benchmark the problem was tested against (evidence's ``benchmark_label``,
+    e.g. 全国 / 全省 / 标准), so the conclusion names what the test compared with.
+    """
+    out: dict[tuple, dict] = {}
     for r in probs.to_dict("records"):
+        if _txt(r.get("previous_status")) == "not re-measured" or _num(r.get("value")) is None:
+            continue  # a previous problem carried over untested: it says nothing about this round
         g = _key_part(r.get("grade")) if _isnum(r.get("grade")) else None
         key = (g, r.get("indicator"))
         sev = _txt(r.get("severity"))
         sev = sev if sev in SEVERITY_ORDER else "中"
-        if key not in out or SEVERITY_ORDER.index(sev) < SEVERITY_ORDER.index(out[key]):
-            out[key] = sev
+        ref = _benchmark_label(r.get("evidence"))
+        old = out.get(key)
+        if old is None or SEVERITY_ORDER.index(sev) < SEVERITY_ORDER.index(old["severity"]):
+            out[key] = {"severity": sev, "reference": ref}
     return out
 
 
+def _benchmark_label(evidence: Any) -> str:
+    try:
+        obj = json.loads(evidence) if isinstance(evidence, str) else None
+    except ValueError:
+        return ""
+    label = _txt(obj.get("benchmark_label")) if isinstance(obj, dict) else ""
+    if label in ("全国", "全省", "全省（区）"):
+        return label.replace("（区）", "")
+    if label.startswith("配置"):  # the configured ceiling / target when no benchmark is printed
+        return label[2:]
+    return label
+
+
 def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
-    overview, details = [], []
+    overview, details, is_school = [], [], []
     school_level = 0
     for r in probs.to_dict("records"):
         ind = _txt(r.get("indicator"))
@@ -857,7 +928,8 @@ def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
             STATUS_LABELS.get(_txt(r.get("status")).lower(), _txt(r.get("status")) or MISSING),
         ])  # fmt: skip
         ev = parse_evidence(r.get("evidence"))
-        if ev["rows"] and all("n_met" in e for e in ev["rows"]):
+        is_school.append(bool(ev["rows"]) and all("n_met" in e for e in ev["rows"]))
+        if is_school[-1]:
             # a school-level problem: listed in the overview and in 均衡状况's failing-school table;
             # its evidence lives in the workbook, so the page is not filled with one block per school
             school_level += 1
@@ -882,8 +954,8 @@ def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
                 "facts": [
                     ("数值", f.num(r.get("value"), kind)),
                     ("参照值", f.num(r.get("benchmark"), kind)),
-                    ("差距", f.num(r.get("gap"), kind if kind != "level" else "rate")),
-                    ("标准误", f.num(r.get("se"), kind if kind != "level" else "rate")),
+                    ("差距", f.spread(r.get("gap"), kind)),
+                    ("标准误", f.spread(r.get("se"), kind)),
                     ("p 值", f.p(r.get("p_value"))),
                     ("q 值（BH 校正）", f.p(r.get("q_value"))),
                 ],
@@ -913,8 +985,32 @@ def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
         for row, r in zip(overview, probs.to_dict("records"), strict=True)
         if _txt(r.get("previous_status")) not in ("", "new")
     ]
+    deadlines = sorted({_txt(r.get("deadline")) or MISSING for r in probs.to_dict("records")})
+    one_deadline = deadlines[0] if len(deadlines) == 1 else None
+    main = [row for row, sch in zip(overview, is_school, strict=True) if not sch]
+    schools = [row for row, sch in zip(overview, is_school, strict=True) if sch]
+    school_units = sorted({row[3] for row in schools})
+    cols = ["编号", "问题", "程度", "责任单位", "较上轮", "状态"]
+    if one_deadline is None:  # deadlines differ: one column each
+        deadline_of = [_txt(r.get("deadline")) or MISSING for r in probs.to_dict("records")]
+        main = [
+            [*row, d]
+            for row, d, sch in zip(overview, deadline_of, is_school, strict=True)
+            if not sch
+        ]
+        cols_main = [*cols, "整改时限"]
+    else:
+        cols_main = cols
+    if len(school_units) == 1:  # one unit for every school: said once, not per row
+        schools = [[*row[:3], *row[4:]] for row in schools]
+        cols_school = ["编号", "问题", "程度", "较上轮", "状态"]
+    else:
+        cols_school = cols
     return {
-        "overview": _table(["编号", "问题", "程度", "责任单位", "较上轮", "状态"], overview),
+        "overview": _table(cols_main, main),
+        "school_overview": _table(cols_school, schools),
+        "school_unit": school_units[0] if len(school_units) == 1 else "",
+        "deadline": one_deadline or "",
         "details": details,
         "n_school_level": school_level,
         "n": len(overview),
@@ -960,11 +1056,10 @@ def _evidence_row(f: Fmt, e: Mapping, default_indicator: str) -> list[str]:
     kind = kind_of(ind)
     obj = cell_label(e.get("grade"), _txt(e.get("subject"))) if _isnum(e.get("grade")) else ""
     value = e.get("estimate", e.get("value"))
-    se_kind = "rate" if kind == "level" else kind
     return [
         _txt(e.get("year")), obj, what, scope,
         SUPPRESSED if hidden else f.num(value, kind),
-        SUPPRESSED if hidden else f.num(e.get("se"), se_kind),
+        SUPPRESSED if hidden else f.spread(e.get("se"), kind),
         _n(e, "n_students") if "n_students" in e else MISSING,
         _n(e, "n_schools") if "n_schools" in e else MISSING,
     ]  # fmt: skip
@@ -1305,9 +1400,12 @@ def summary_view(
         )
         prob_rows.append([
             name, str(len(p)), *[str(int(sev.get(s, 0))) for s in SEVERITY_ORDER],
-            *[str(int(prev.get(k, 0))) for k in ("new", "improved", "unchanged", "worse")],
+            *[str(int(prev.get(k, 0))) for k in PREVIOUS_STATUS_LABELS],
         ])  # fmt: skip
     return {
+        "overview": _summary_overview(
+            f, inp, lk, year, counties, cells_all, grades, rules, monitoring
+        ),
         "kind": "summary",
         "year": year,
         "title": f"{monitoring.city_name}{year}年义务教育质量监测结果汇总报告",
@@ -1322,7 +1420,94 @@ def summary_view(
             ["年级", "区县", *[schemas.INDICATOR_LABELS[i] for i in BURDEN_INDICATORS]], burden_rows
         ),
         "problems": _table(
-            ["区县", "问题数", "高", "中", "低", "新发现", "改善", "无明显变化", "加重"], prob_rows
+            ["区县", "问题数", "高", "中", "低", *PREVIOUS_STATUS_LABELS.values()], prob_rows
         ),
         "quality": data_quality(inp.quarantine, inp.validation_summary, year, None),
+    }
+
+
+_SHORT_CONCLUSION = {"na": "", "pass": "", "warn": "列入问题清单", "fail": "列入问题清单"}
+
+
+def _summary_overview(
+    f: Fmt,
+    inp: Inputs,
+    lk: Lookup,
+    year,
+    counties,
+    cells,
+    grades,
+    rules: ViewRules,
+    monitoring: MonitoringParams,
+) -> dict:
+    """The summary's 摘要: one column per county (administrative-code order, never ranked).
+
+    Every cell is a value of an indicator / resource / problem row or a count of rows.
+    """
+    counties = sorted(counties)
+    rows: list[list[str]] = []
+    for g, s in cells:
+        label = cell_label(g, s)
+        rows.append(
+            [
+                f"{label} 学业水平",
+                *[f.est(lk.get(year, c, g, s, "achievement_level"), "level") for c in counties],
+            ]
+        )
+        cells_sdr = []
+        for c in counties:
+            sdr = lk.get(year, c, g, s, "school_difference_rate")
+            st = _quality_sdr_light(sdr, rules)["state"]
+            word = {"pass": "（达标）", "fail": "（未达标）"}.get(st, "")
+            cells_sdr.append(f.est(sdr, "rate") + word)
+        rows.append([f"{label} 校际差异率（< {rules.quality_sdr_max:g}）", *cells_sdr])
+    res = {c: _resources(f, inp, year, c, rules) for c in counties}
+    stages = [st for st in STAGE_ORDER if any(st in res[c]["n_pass_by_stage"] for c in counties)]
+    for st in stages:
+        lab = schemas.STAGE_LABELS.get(st, st)
+        rows.append([
+            f"{lab}资源配置差异系数达标项",
+            *[("{} / {} 项".format(*res[c]["n_pass_by_stage"][st]) if st in res[c]["n_pass_by_stage"] else MISSING) for c in counties],
+        ])  # fmt: skip
+        rows.append([
+            f"{lab}达标学校（6 项及以上）",
+            *[next((f"{x['n_pass']} / {x['n']} 所" for x in res[c]["school_counts"] if x["stage"] == lab), MISSING) for c in counties],
+        ])  # fmt: skip
+    for g in grades:
+        for ind in BURDEN_INDICATORS:
+            vals = []
+            for c in counties:
+                row = lk.get(year, c, g, "", ind)
+                if row is None:
+                    vals.append(MISSING)
+                    continue
+                flag = _flagged_indicators(_problems_for(inp.problems, year, c))
+                lt = burden_conclusion(
+                    f, ind, row, lk.benchmark("nation", year, c, g, "", ind),
+                    flag.get((g, ind)) or flag.get((None, ind)),
+                )  # fmt: skip
+                extra = f"（{lt['short']}）" if lt.get("short") else ""
+                vals.append(f.est(row, "percent") + extra)
+            if any(v != MISSING for v in vals):
+                nat = lk.benchmark("nation", year, counties[0], g, "", ind) if counties else None
+                lab = f"{schemas.GRADE_LABELS.get(g, g)}{schemas.INDICATOR_LABELS[ind]}"
+                rows.append([lab + (f"（全国 {f.est(nat, 'percent')}）" if nat else ""), *vals])
+    sev_row, prev_row = (
+        ["问题数（高 / 中 / 低）"],
+        ["上一轮问题：" + " / ".join(list(PREVIOUS_STATUS_LABELS.values())[1:])],
+    )
+    for c in counties:
+        p = _problems_for(inp.problems, year, c)
+        sev = p["severity"].fillna("").value_counts()  # counts of rows
+        prev = p["previous_status"].fillna("").value_counts()
+        sev_row.append(
+            f"{len(p)}（" + " / ".join(str(int(sev.get(x, 0))) for x in SEVERITY_ORDER) + "）"
+        )
+        prev_row.append(
+            " / ".join(str(int(prev.get(k, 0))) for k in list(PREVIOUS_STATUS_LABELS)[1:])
+        )
+    rows += [sev_row, prev_row]
+    return {
+        "table": _table(["项目", *[monitoring.county_name(c) for c in counties]], rows),
+        "codes": counties,
     }
