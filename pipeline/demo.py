@@ -37,7 +37,8 @@ with σ_u² and σ_e² chosen so that the total between-school variance τ² (of
 means over the county's sampling frame) and the within-school variance σ² give the county's
 intended ICC = τ² / (τ² + σ²), with τ² + σ² = 100². The realised u_j have enrolment-weighted mean 0
 within each 城乡 group of the frame, so the frame's population mean is exactly mu and school
-effects plant no urban-rural gap. The truth sidecar records a, the effects, τ², σ², the ICC, the
+effects plant no urban-rural gap (and are uncorrelated with the schools' mean SES, so they plant no
+SES gap). The truth sidecar records a, the effects, τ², σ², the ICC, the
 ICC(1) of the generated sample, and the population mean, level shares and subgroup gaps over the
 frame (what a design-based estimate targets).
 
@@ -45,7 +46,11 @@ Planted on purpose (``demo_truth.json`` → ``planted``): two counties with betw
 0.15 and two clearly below; one county far below the national mean; one county over the homework
 limit and short of sleep; some L1–L7 差异系数 failing (some fixed by 2022, some not); schools failing
 the 6-of-7 + 85 % rule; and, when ``demo.with_defects``, four row defects (``defects``). Subgroup
-gaps, myopia and fitness are at or better than the national benchmarks printed in the reports.
+gaps, myopia and fitness are better than the national benchmarks printed in the reports by a margin
+the sample resolves. ``demo_truth.json`` → ``findings`` restates this in the evidence stage's rule
+ids and keys: every testable cell classified from its TRUE value as ``planted``, ``clearly_fine``
+or ``ambiguous`` (none on the default seed), which ``tests/test_demo_findings.py`` checks against
+``problems.parquet``.
 
 xlsx files are written with xlsxwriter (fast, byte-stable with a fixed creation time); the SPSS
 header's creation time is fixed too, so reruns give identical bytes.
@@ -155,12 +160,12 @@ PROFILES = (
         failing={(2020, "primary"): ("L2",), (2022, "primary"): ("L2",)},
     ),
     CountyProfile(  # balanced schools; one resource indicator fixed between rounds
-        mean={2020: 520.0, 2022: 522.0}, icc=0.05, n_primary=34, n_junior=12, n_teaching_points=6,
+        mean={2020: 520.0, 2022: 522.0}, icc=0.035, n_primary=34, n_junior=12, n_teaching_points=6,
         urban_share=0.30, town_share=0.35, ses_offset=0.05, left_behind_factor=0.9, burden=False,
         failing={(2020, "primary"): ("L5",), (2020, "junior"): ("L6",), (2022, "junior"): ("L6",)},
     ),
     CountyProfile(  # a poor rural county: achievement clearly below the nation
-        mean={2020: 450.0, 2022: 458.0}, icc=0.06, n_primary=22, n_junior=9, n_teaching_points=8,
+        mean={2020: 430.0, 2022: 435.0}, icc=0.03, n_primary=22, n_junior=9, n_teaching_points=8,
         urban_share=0.18, town_share=0.32, ses_offset=-0.30, left_behind_factor=1.2, burden=False,
         failing={(2020, "primary"): ("L4", "L6"), (2022, "primary"): ("L6",), (2020, "junior"): ("L1",)},
     ),
@@ -190,14 +195,39 @@ OLD_REGION_CODES = {"450181": "450127"}  # 横县's code until 2021; older ID nu
 
 # Benchmarks printed in the county reports (illustrative, like the cut scores)
 NATION_MEAN, PROVINCE_MEAN = 500.0, 490.0
-# national subgroup gaps (group_var, group_value as indicators name them) -> points; at or above the
-# generator's county gaps, so no gap problem is planted (gender: the true female effect per subject)
+# national subgroup gaps (group_var, group_value as indicators name them) -> points. Each is at least
+# GAP_MARGIN above every demo county's TRUE gap (urban-rural 31-38, town-rural 12-21, left-behind
+# 14-19, SES Q4-Q1 about 35-48; demo_truth.json -> findings lists them), so no
+# gap problem is planted and every gap is clearly not worse than the nation.
 NATION_GAPS = {
-    ("urban_rural", "urban-rural"): 45.0,
-    ("urban_rural", "town-rural"): 25.0,
-    ("left_behind", "not_left_behind-left_behind"): 20.0,
+    ("urban_rural", "urban-rural"): 50.0,
+    ("urban_rural", "town-rural"): 35.0,
+    ("left_behind", "not_left_behind-left_behind"): 30.0,
     ("ses_quartile", "Q4-Q1"): 60.0,
     ("migrant", "non_migrant-migrant"): 0.0,
+}
+# national female-male gap: the true female effect moved GAP_MARGIN further from zero (the counties'
+# gender gaps are smaller in size than the nation's)
+GAP_MARGIN = 10.0
+
+
+def _nation_gender_gap(subject: str) -> float:
+    b = FEMALE_EFFECT.get(subject, 0.0)
+    return b + (GAP_MARGIN if b >= 0 else -GAP_MARGIN)
+
+
+# "clearly fine" / "planted" margins of demo_truth.json -> findings: how far the TRUE value must be
+# on one side of the rule's threshold or benchmark (rule-test units) for the sample to resolve it
+FINDING_MARGINS = {
+    "ICC": 0.10,  # SE of ICC(1) with 8-12 schools x 30 students at ICC 0.03 is about 0.03
+    "LEVEL": 20.0,  # points between the true mean and the level-III cut score (SE 8-16)
+    "MEAN": 5.0,  # points above the national mean (clearly fine); planted: 30 below
+    "MEAN_PLANTED": 30.0,
+    "MEDIUM": 2.0,  # percentage points above the national share (clearly fine); planted: 8 below
+    "MEDIUM_PLANTED": 8.0,
+    "GAP": GAP_MARGIN,  # points between |true gap| and |national gap|
+    "BURDEN": 3.0,  # percentage points on the good (clearly fine) / bad (planted: 8) side
+    "BURDEN_PLANTED": 8.0,
 }
 QUESTIONNAIRE_BENCHMARKS = {  # grade -> indicator -> (province, nation), percent
     4: {"pct_homework_over_limit": (22.0, 20.0), "pct_sleep_sufficient": (46.0, 48.0),
@@ -206,7 +236,7 @@ QUESTIONNAIRE_BENCHMARKS = {  # grade -> indicator -> (province, nation), percen
         "pct_myopia": (69.0, 70.0), "pct_fitness_pass": (90.0, 91.0)},
 }  # fmt: skip
 # questionnaire design: grade -> (homework mean minutes normal/burden, sleep mean normal/burden)
-HOMEWORK_MEAN = {4: (40.0, 60.0), 8: (60.0, 90.0)}
+HOMEWORK_MEAN = {4: (40.0, 70.0), 8: (60.0, 100.0)}
 HOMEWORK_SHAPE = 4  # gamma (Erlang) shape of homework minutes
 HOMEWORK_SCHOOL_SD = 0.15  # log-scale school factor
 SLEEP_MEAN = {4: (9.95, 9.30), 8: (8.95, 8.30)}
@@ -241,6 +271,41 @@ def _erlang_sf(x: float, shape: int, scale) -> np.ndarray:
 def _rng(seed: int, *keys: int) -> np.random.Generator:
     """An independent stream per component, stable when other components change."""
     return np.random.default_rng([seed, *keys])
+
+
+def _nation_offset(seed: int, year: int, grade: int, si: int) -> float:
+    """National (and provincial) mean = base + this offset, per year x grade x subject slot."""
+    return float(_rng(seed, 9, year, grade, si).normal(0, 4))
+
+
+def _ses_gap(m_j, mu_j, wts, sd: float, slope: float) -> float:
+    """True Q4 − Q1 mean-score gap of a county population (SES quartiles of the whole county).
+
+    Population: school j (share w_j) has SES ~ N(mu_j, sd²) and E[y | ses] = m_j + slope (ses − mu_j)
+    (female and left-behind are independent of SES within a school). Quartile cut points q solve
+    Σ_j w_j Φ((q − mu_j)/sd) = 1/4, 3/4 (bisection); with a = (q − mu_j)/sd,
+    E[y; ses < q1] = Σ w_j (m_j Φ(a) − slope·sd·φ(a)), E[y; ses > q3] = Σ w_j (m_j (1 − Φ(b)) + slope·sd·φ(b)).
+    """
+
+    def cdf(q):
+        return float(wts @ (1 - _norm_sf(q, mu_j, sd)))
+
+    def cut(target):
+        lo, hi = float(mu_j.min()) - 6 * sd, float(mu_j.max()) + 6 * sd
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if cdf(mid) < target else (lo, mid)
+        return (lo + hi) / 2
+
+    def pdf(a):
+        return np.exp(-(a**2) / 2) / math.sqrt(2 * math.pi)
+
+    a = (cut(0.25) - mu_j) / sd
+    b = (cut(0.75) - mu_j) / sd
+    low_p, high_p = 1 - _norm_sf(a, 0, 1), _norm_sf(b, 0, 1)
+    low = float(wts @ (m_j * low_p - slope * sd * pdf(a))) / float(wts @ low_p)
+    high = float(wts @ (m_j * high_p + slope * sd * pdf(b))) / float(wts @ high_p)
+    return high - low
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,11 +374,16 @@ def generate(params: DemoParams, monitoring: MonitoringParams) -> DemoWorld:
             "nation_mean": NATION_MEAN,
             "province_mean": PROVINCE_MEAN,
             "nation_gaps": {f"{k[0]}/{k[1]}": v for k, v in NATION_GAPS.items()},
-            "nation_gap_female_male": "equal to the true female effect of each subject",
+            "nation_gap_female_male": (
+                f"the true female effect of each subject moved {GAP_MARGIN:g} points away from 0"
+            ),
             "questionnaire": {str(g): v for g, v in QUESTIONNAIRE_BENCHMARKS.items()},
         },
         "defects": [],
     }
+    truth["findings"] = _findings(
+        params, monitoring, profiles, score_truth, q_truth, resource_truth, compliance_fail
+    )
     return DemoWorld(schools, students, scores, reports, previous, truth, names, codes)
 
 
@@ -613,7 +683,8 @@ def _scores(params, mon, profiles, schools, students):
                 tau2 = p.icc * TOTAL_VARIANCE
                 sigma2 = TOTAL_VARIANCE - tau2
                 var_u = max(tau2 - var_s, 0.25 * tau2)
-                tau2 = var_u + var_s
+                tau2 = var_u + var_s  # > intended only when the floor binds (ICC then a bit higher)
+                sigma2 = TOTAL_VARIANCE - tau2
                 for si, subject in enumerate(mon.rotation[year][grade]):
                     rng = _rng(params.seed, 5, year, int(code), grade, si)
                     b_f = FEMALE_EFFECT.get(subject, 0.0)
@@ -631,10 +702,17 @@ def _scores(params, mon, profiles, schools, students):
                     # School random effects: enrolment-weighted mean 0 within each 城乡 group of the
                     # frame (so they plant no urban-rural gap and the population mean is exactly mu),
                     # then scaled to variance var_u over the frame's schools.
+                    # They are also made uncorrelated (enrolment-weighted) with the schools' mean SES
+                    # within 城乡 group, so they plant no SES gap either: the true Q4-Q1 gap then
+                    # comes from the SES and 城乡 effects alone.
+                    x = frame["ses_mean"].to_numpy(float).copy()
                     for g in UR_CODES:
                         in_g = ur == g
                         if in_g.any():
                             u[in_g] -= np.average(u[in_g], weights=wts[in_g])
+                            x[in_g] -= np.average(x[in_g], weights=wts[in_g])
+                    if (wts * x) @ x > 0:
+                        u -= ((wts * x) @ u / ((wts * x) @ x)) * x
                     u = u / u.std() * np.sqrt(var_u)
                     u_by_school = dict(zip(frame["school_id"], u, strict=True))
                     n = len(sts)
@@ -694,6 +772,9 @@ def _scores(params, mon, profiles, schools, students):
                             - (wts * lb_p) @ lb_m1 / (wts @ lb_p)
                         ),
                     }
+                    gaps["Q4-Q1"] = _ses_gap(
+                        m_j, frame["ses_mean"].to_numpy(float), wts, SES_STUDENT_SD, SES_EFFECT
+                    )
                     for hi in ("urban", "town"):
                         if (ur == hi).any() and (ur == "rural").any():
                             gaps[f"{hi}-rural"] = float(
@@ -952,6 +1033,119 @@ def _planted(params, profiles, resource_truth, compliance_fail) -> dict[str, Any
     }
 
 
+GAP_GROUP_VAR = {"female-male": "gender", "urban-rural": "urban_rural", "town-rural": "urban_rural",
+                 "not_left_behind-left_behind": "left_behind", "Q4-Q1": "ses_quartile"}  # fmt: skip
+BURDEN_RULES = {"HOMEWORK": ("pct_homework_over_limit", 1), "SLEEP": ("pct_sleep_sufficient", -1),
+                "MYOPIA": ("pct_myopia", 1), "FITNESS": ("pct_fitness_pass", -1)}  # fmt: skip
+
+
+def _findings(params, mon, profiles, score_truth, q_truth, resource_truth, compliance_fail):
+    """What the evidence stage should find, in its own rule ids and keys (``truth["findings"]``).
+
+    Every testable cell of the demo is classified from its TRUE value against the threshold or the
+    benchmark the county reports print: ``planted`` (truly worse by at least the planted margin of
+    :data:`FINDING_MARGINS`), ``clearly_fine`` (on the good side by at least the margin) or
+    ``ambiguous`` (neither; the design aims to have none). ``detect`` says what "found" means:
+    ``each`` — this cell must fire; ``any`` — at least one cell of the rule × year × county must
+    fire (the county-level property the generator planted: with 8 junior schools the sample ICC(1)
+    at a true 0.28 has SE ≈ 0.12, so not every grade × subject can be expected above 0.15; MEAN and
+    MEAN, MEDIUM and the burden rules likewise: a junior estimate rests on 8 schools, a t test on 7
+    df, so even a true gap of 4–5 SE is not certain to pass BH in every grade and subject). LEVEL
+    (threshold on the value, true means ≥ 20 points past the cut) is ``each``.
+    Census rules (RES, SCHOOL) have no sampling error: every failing row is planted (``each``),
+    every passing one is clearly fine.
+    """
+    planted, fine, ambiguous = [], [], []
+    mg = FINDING_MARGINS
+
+    def put(kind_bad, kind_fine, row, detect="each"):
+        if kind_bad:
+            planted.append({**row, "detect": detect})
+        elif kind_fine:
+            fine.append(row)
+        else:
+            ambiguous.append(row)
+
+    def key(rule, r, indicator, grade=None, subject="", gv="", gval="", **extra):
+        return {"rule_id": rule, "year": r["year"], "county_code": r["county_code"], "grade": grade,
+                "subject": subject, "indicator": indicator, "group_var": gv, "group_value": gval,
+                **extra}  # fmt: skip
+
+    for r in score_truth:
+        g, subj = r["grade"], r["subject"]
+        si = list(mon.rotation[r["year"]][g]).index(subj)
+        off = _nation_offset(params.seed, r["year"], g, si)
+        cuts = r["cut_scores"]
+        k = {"grade": g, "subject": subj}
+        icc = r["icc"]
+        put(
+            icc >= 0.15 + mg["ICC"],
+            icc <= 0.15 - mg["ICC"],
+            key("ICC", r, "school_difference_rate", **k, true_value=icc, threshold=0.15),
+            "any",
+        )
+        mean = r["population_mean"]
+        put(
+            mean <= cuts[1] - mg["LEVEL"],
+            mean >= cuts[1] + mg["LEVEL"],
+            key("LEVEL", r, "achievement_level", **k, true_value=mean, threshold=cuts[1]),
+        )
+        bench = NATION_MEAN + off
+        put(
+            mean <= bench - mg["MEAN_PLANTED"],
+            mean >= bench + mg["MEAN"],
+            key("MEAN", r, "mean_score", **k, true_value=mean, benchmark=round(bench, 2)),
+            "any",
+        )
+        pct = r["pct_medium_or_above"]
+        bench = round(100 - _level_pcts(NATION_MEAN + off, 100.0, cuts)[0], 2)
+        put(
+            pct <= bench - mg["MEDIUM_PLANTED"],
+            pct >= bench + mg["MEDIUM"],
+            key("MEDIUM", r, "pct_medium_or_above", **k, true_value=pct, benchmark=bench),
+            "any",
+        )
+        for gval, gap in r["gaps"].items():
+            gv = GAP_GROUP_VAR.get(gval)
+            if gv is None:
+                continue
+            b = _nation_gender_gap(subj) if gv == "gender" else NATION_GAPS[(gv, gval)]
+            put(
+                abs(gap) >= abs(b) + mg["GAP"],
+                abs(gap) <= abs(b) - mg["GAP"],
+                key("GAP", r, "gap_mean_score", **k, gv=gv, gval=gval, true_value=gap, benchmark=b),
+            )
+    for r in q_truth:
+        for rule, (ind, bad) in BURDEN_RULES.items():
+            b = QUESTIONNAIRE_BENCHMARKS[r["grade"]][ind][1]  # nation
+            d = bad * (r[ind] - b)  # > 0: worse than the nation
+            put(
+                d >= mg["BURDEN_PLANTED"],
+                d <= -mg["BURDEN"],
+                key(rule, r, ind, grade=r["grade"], true_value=r[ind], benchmark=b),
+                "any",
+            )
+    for r in resource_truth:
+        put(not r["passes"], r["passes"],
+            key("RES", r, r["indicator"], gv="stage", gval=r["stage"], true_value=r["cv"],
+                threshold=r["threshold"]))  # fmt: skip
+    for r in compliance_fail:
+        planted.append({**key("SCHOOL", r, "school_compliance", gv="school",
+                              gval=f"{r['stage']}/{r['school_id']}", true_value=r["n_met"]),
+                        "detect": "each"})  # fmt: skip
+    return {
+        "fired_means": (
+            "a row of problems.parquet whose status is new or still open this round (previous "
+            "problems carried as not re-measured or proposed for closing do not count)"
+        ),
+        "margins": FINDING_MARGINS,
+        "planted": planted,
+        "clearly_fine": fine,
+        "ambiguous": ambiguous,
+        "census_note": "SCHOOL: every school section not listed as planted passes the 6-of-7 rule",
+    }
+
+
 # ------------------------------------------------------------------------------------------------
 # Aggregates the offices receive: county reports and the 2020 problem list
 # ------------------------------------------------------------------------------------------------
@@ -1011,7 +1205,7 @@ def _county_reports(params, mon, students, scores, names) -> pd.DataFrame:
                     page = f"第{6 + 4 * si + (0 if grade == 4 else 2)}页"
                     cuts = mon.scale(year, subject, grade).cut_scores
                     s = by_cell[(year, code, grade, subject)]
-                    off = float(_rng(params.seed, 9, year, grade, si).normal(0, 4))
+                    off = _nation_offset(params.seed, year, grade, si)
                     add(
                         grade,
                         subject,
@@ -1056,7 +1250,7 @@ def _county_reports(params, mon, students, scores, names) -> pd.DataFrame:
                         subject,
                         "gap_mean_score",
                         "nation",
-                        FEMALE_EFFECT.get(subject, 0.0),
+                        _nation_gender_gap(subject),
                         "gender",
                         "female-male",
                         page=gpage,

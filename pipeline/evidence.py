@@ -44,9 +44,20 @@ Statistics
 * Direction: the rules ask "is the county *worse*", so the tests are one-sided,
   ``z = (value - benchmark) / se_diff`` with ``p = Phi(z)`` when lower is worse and ``p = 1 - Phi(z)``
   when higher is worse. The GAP rule without a benchmark asks "is the gap larger than the smallest
-  gap worth acting on" (``delta`` = 0.2 SD): ``z = (|g| - delta) / se``, one-sided. Normal
-  reference distribution, as the jackknife SEs are used (with 8–12 schools per grade a t reference
-  would be slightly more conservative). The ICC rule's test is one-sided towards "above 0.15".
+  gap worth acting on" (``delta`` = 0.2 SD): ``z = (|g| - delta) / se``, one-sided. The ICC
+  rule's test is one-sided towards "above 0.15".
+* Reference distribution (``p_reference``, default ``t_design_df``): the statistic is referred to
+  Student's t with the design degrees of freedom, ``df = #PSU - #strata``. A county estimate is one
+  stratum whose PSUs are its sampled schools, so ``df = n_schools - 1`` (8–12 schools per grade:
+  df 7–11); a pooled city row (``monitoring.city_code``, never a problem itself) would have
+  ``df = sum_h n_h - H``. This is the design-based convention of R ``survey``: ``degf(design)`` is
+  the number of PSUs minus the number of strata and is what ``confint(..., df = degf(design))`` and
+  ``svyglm`` use (Lumley, *Complex Surveys*, 2010, §2.3; Korn & Graubard, *Analysis of Health
+  Surveys*, 1999, §5.2). With so few PSUs the normal reference is anti-conservative (t_7 one-sided
+  0.05 point is 1.895 against 1.645). A row without a school count (official values of a county
+  report, or an indicators row lacking ``n_schools``) falls back to the normal reference;
+  ``p_reference: normal`` uses the normal reference everywhere. The previous-round change tests
+  (difference of two rounds) keep the normal reference.
 * Effect size: a gap is standardised by the county SD of the score when the indicators table
   provides it (indicator ``sd_indicator``, default ``sd_score``), else by the configured NAEQ scale
   SD (``scale_sd`` = 100, the scale's base-year SD).
@@ -180,8 +191,15 @@ class EvidenceParams:
     status_closable: str
     status_recheck: str
     previous_title_suffix: str
+    # reference distribution of the rule tests: Student t with the design df, or normal
+    p_reference: str = "t_design_df"
 
     def __post_init__(self) -> None:
+        if self.p_reference not in ("t_design_df", "normal"):
+            raise EqmError(
+                f"参数 evidence.p_reference 应为 t_design_df 或 normal，而不是 {self.p_reference}。",
+                file="params.yaml",
+            )
         if not 0 < self.alpha < 1:
             raise EqmError("参数 evidence.alpha 应在 0 与 1 之间。", file="params.yaml")
         missing = [r for r in RULE_ORDER if r not in self.rules]
@@ -237,17 +255,39 @@ def z_test(
     se_diff: pd.Series,
     bad_dir: int | pd.Series,
     two_sided=False,
+    df: pd.Series | None = None,
 ) -> tuple[pd.Series, pd.Series]:
-    """Normal test of ``value`` against ``bench``.
+    """Test of ``value`` against ``bench`` with a normal or Student t reference.
 
     ``z = (value - bench) / se_diff``. One-sided towards the bad direction (``bad_dir = +1``: the
-    alternative is value > bench, ``p = 1 - Phi(z)``; ``-1``: value < bench, ``p = Phi(z)``);
-    two-sided ``p = 2 (1 - Phi(|z|))``. A non-positive or missing ``se_diff`` gives NaN (no test).
+    alternative is value > bench, ``p = 1 - F(z)``; ``-1``: value < bench, ``p = F(z)``);
+    two-sided ``p = 2 (1 - F(|z|))``. ``F`` is Student's t with ``df`` degrees of freedom where
+    ``df`` is given, finite and positive, else the standard normal Phi. A non-positive or missing
+    ``se_diff`` gives NaN (no test).
     """
     se = se_diff.where(se_diff > 0)
     z = (value - bench) / se
-    p = 2 * stats.norm.sf(np.abs(z)) if two_sided else stats.norm.sf(z * bad_dir)
+    stat = np.abs(z) if two_sided else z * bad_dir
+    p = stats.norm.sf(stat)
+    if df is not None:
+        d = pd.to_numeric(df, errors="coerce").reindex(value.index).to_numpy(float)
+        use_t = np.isfinite(d) & (d > 0)
+        if use_t.any():
+            p = np.asarray(p, float).copy()
+            p[use_t] = stats.t.sf(np.asarray(stat, float)[use_t], d[use_t])
+    if two_sided:
+        p = 2 * np.asarray(p, float)
     return z, pd.Series(p, index=value.index).where(z.notna())
+
+
+def design_df(d: pd.DataFrame, p_reference: str) -> pd.Series | None:
+    """Design degrees of freedom of county estimates: ``n_schools - 1`` (one stratum, PSU = school;
+    R ``survey::degf``), NaN (normal fallback) where the school count is missing or below 2.
+    ``None`` when ``p_reference`` is ``normal``."""
+    if p_reference == "normal":
+        return None
+    n = pd.to_numeric(d["n_schools"], errors="coerce").astype(float)
+    return (n - 1).where(n >= 2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -407,7 +447,10 @@ def rule_icc(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     out = _base(d, "ICC")
     thr = p.icc_threshold
     ci_low = d["ci_low"].fillna(d["estimate"] - p.ci_z * d["se"])
-    z, pv = z_test(d["estimate"], pd.Series(thr, index=d.index), d["se"], 1)
+    z, pv = z_test(
+        d["estimate"], pd.Series(thr, index=d.index), d["se"], 1,
+        df=design_df(d, p.p_reference),
+    )  # fmt: skip
     out = out.assign(
         benchmark=thr, bench_label="优质均衡标准", gap=d["estimate"] - thr, z=z, p_value=pv,
         threshold=thr, fires_threshold=d["estimate"] >= thr,
@@ -439,10 +482,10 @@ def _severity_pct(gap_abs: pd.Series, sev: Severity) -> np.ndarray:
     )
 
 
-def _bench_test(d: pd.DataFrame, rule: str, bad_dir: int) -> pd.DataFrame:
+def _bench_test(d: pd.DataFrame, rule: str, bad_dir: int, p_reference: str) -> pd.DataFrame:
     out = _base(d, rule)
     se_diff = np.sqrt(d["se"] ** 2 + d["bench_se"].fillna(0.0) ** 2)
-    z, pv = z_test(d["estimate"], d["bench_value"], se_diff, bad_dir)
+    z, pv = z_test(d["estimate"], d["bench_value"], se_diff, bad_dir, df=design_df(d, p_reference))
     return out.assign(
         benchmark=d["bench_value"], bench_label=d["bench_scope"].map(SCOPE_LABELS).fillna(""),
         gap=d["estimate"] - d["bench_value"], se=se_diff.where(d["bench_value"].notna(), d["se"]),
@@ -462,7 +505,7 @@ def _score_sd(obs: pd.DataFrame, d: pd.DataFrame, p: EvidenceParams) -> pd.Serie
 def rule_mean(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     """MEAN: mean score significantly below the benchmark (one-sided)."""
     d = obs[(obs["indicator"] == "mean_score") & (obs["group_var"] == "")]
-    out = _bench_test(d, "MEAN", -1)
+    out = _bench_test(d, "MEAN", -1, p.p_reference)
     sd = _score_sd(obs, d, p)
     return out.assign(severity=_severity_effect(out["gap"].abs(), sd, p.severity))
 
@@ -470,7 +513,7 @@ def rule_mean(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
 def rule_medium(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     """MEDIUM: percent at level Ⅱ or above significantly below the benchmark (one-sided)."""
     d = obs[(obs["indicator"] == "pct_medium_or_above") & (obs["group_var"] == "")]
-    out = _bench_test(d, "MEDIUM", -1)
+    out = _bench_test(d, "MEDIUM", -1, p.p_reference)
     return out.assign(severity=_severity_pct(out["gap"].abs(), p.severity))
 
 
@@ -488,7 +531,7 @@ def rule_gap(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     g = d["estimate"].abs()
     b = d["bench_value"].abs().where(has_b, delta)
     se = np.sqrt(d["se"] ** 2 + d["bench_se"].fillna(0.0).where(has_b, 0.0) ** 2)
-    z, pv = z_test(g, b, se, 1)
+    z, pv = z_test(g, b, se, 1, df=design_df(d, p.p_reference))
     return out.assign(
         benchmark=d["bench_value"].where(has_b, delta), gap=g - b, se=se, z=z, p_value=pv,
         by_threshold=False,
@@ -512,7 +555,7 @@ def rule_burden(obs: pd.DataFrame, p: EvidenceParams, rule: str) -> pd.DataFrame
     use_lim = d["bench_value"].isna() & lim.notna()
     d["bench_value"] = d["bench_value"].where(~use_lim, lim)
     d["bench_se"] = d["bench_se"].where(~use_lim, 0.0)
-    out = _bench_test(d, rule, bad)
+    out = _bench_test(d, rule, bad, p.p_reference)
     label = "限值" if bad > 0 else "目标值"
     return out.assign(
         bench_label=out["bench_label"].where(~use_lim, f"配置{label}"),

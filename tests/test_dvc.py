@@ -88,7 +88,9 @@ def _pipeline_imports(path: Path) -> set[str]:
             else:
                 mod = node.module or ""
             if mod.startswith("pipeline"):
-                if mod != "pipeline":  # `from pipeline import x` imports pipeline.x, not every module
+                if (
+                    mod != "pipeline"
+                ):  # `from pipeline import x` imports pipeline.x, not every module
                     found.add(mod)
                 for alias in node.names:
                     found.add(f"{mod}.{alias.name}")

@@ -1,9 +1,12 @@
 """Tests of the evidence stage (问题清单): rules at their thresholds, BH, ids, previous-round tracking.
 
 Frames are built from the data contract (schemas.INDICATORS / COUNTY_REPORTS / RESOURCE_BALANCE /
-SCHOOL_COMPLIANCE / PREVIOUS_PROBLEMS), not from other stages' outputs. Expected p-values are
-standard normal tail areas (Φ(−1.70) = 0.04457, Φ(−1.60) = 0.05480, 2Φ(−2) = 0.04550, from any
-normal table), expected thresholds are the regulation's numbers.
+SCHOOL_COMPLIANCE / PREVIOUS_PROBLEMS), not from other stages' outputs. The rule tests use Student t
+with the design df = n_schools − 1 (the ``ind()`` rows have 20 schools: df 19); expected t tail
+areas are from R 4.x ``pt()``: pt(−1.80, 19) = 0.04388, pt(−1.70, 19) = 0.05272,
+pt(−3.10, 19) = 0.00295, pt(−1.70, 7) = 0.06646. Normal tail areas (the ``normal`` reference and
+the change tests) from R ``pnorm()`` / any normal table: Φ(−1.70) = 0.04457, Φ(−1.60) = 0.05480,
+2Φ(−2) = 0.04550. Expected thresholds are the regulation's numbers.
 """
 
 from __future__ import annotations
@@ -150,12 +153,35 @@ def test_icc_significance_option():
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"]
     strict = build_params(EvidenceParams, {**raw, "icc_requires_significance": True}, "evidence")
     rows = [
-        ind(indicator="school_difference_rate", estimate=0.15 + 1.70 * 0.05, se=0.05),
-        ind(indicator="school_difference_rate", estimate=0.15 + 1.60 * 0.05, se=0.05, grade=4),
-    ]  # one-sided p 0.0446 (fires alone) and 0.0548; BH with m = 2: q = 0.0548 for both -> none
+        ind(indicator="school_difference_rate", estimate=0.15 + 1.80 * 0.05, se=0.05),
+        ind(indicator="school_difference_rate", estimate=0.15 + 1.70 * 0.05, se=0.05, grade=4),
+    ]  # one-sided t19 p 0.0439 (fires alone) and 0.0527; BH with m = 2: q = 0.0527 for both -> none
     assert len(fired(problems(rows, params=strict), "ICC")) == 0
     assert len(fired(problems(rows[:1], params=strict), "ICC")) == 1
     assert len(fired(problems(rows), "ICC")) == 2  # default: the value decides
+
+
+def test_t_reference_uses_design_df_and_falls_back_to_normal():
+    # t = −1.70 against the nation: 8 schools -> df 7, p = pt(−1.70, 7) = 0.06646 (R); no school
+    # count -> normal, p = Φ(−1.70) = 0.04457 (R pnorm); p_reference normal -> 0.04457 everywhere.
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"]
+    normal = build_params(EvidenceParams, {**raw, "p_reference": "normal"}, "evidence")
+    rows = [ind(estimate=483.0, se=10.0, n_schools=8),
+            ind(estimate=483.0, se=10.0, n_schools=np.nan, subject="science")]  # fmt: skip
+    bench = [cr(), cr(subject="science")]
+    c = candidates(frame(rows, schemas.INDICATORS), frame([], schemas.RESOURCE_BALANCE),
+                   frame([], schemas.SCHOOL_COMPLIANCE), frame(bench, schemas.COUNTY_REPORTS),
+                   PARAMS, CITY).set_index("subject")  # fmt: skip
+    assert c.loc["math", "p_value"] == pytest.approx(0.06646, abs=1e-5)
+    assert c.loc["science", "p_value"] == pytest.approx(0.04457, abs=1e-5)
+    c = candidates(frame(rows, schemas.INDICATORS), frame([], schemas.RESOURCE_BALANCE),
+                   frame([], schemas.SCHOOL_COMPLIANCE), frame(bench, schemas.COUNTY_REPORTS),
+                   normal, CITY).set_index("subject")  # fmt: skip
+    assert c["p_value"].to_numpy() == pytest.approx([0.04457, 0.04457], abs=1e-5)
+    assert len(fired(problems(rows[:1], bench[:1]), "MEAN")) == 0  # t7: not significant
+    assert len(fired(problems(rows[:1], bench[:1], params=normal), "MEAN")) == 1  # normal: fires
+    with pytest.raises(EqmError):
+        build_params(EvidenceParams, {**raw, "p_reference": "z"}, "evidence")
 
 
 def test_official_icc_wins_and_county_report_fills_in():
@@ -186,8 +212,8 @@ def test_level_below_three():
 
 
 @pytest.mark.parametrize(
-    ("z", "fires"), [(-1.70, True), (-1.60, False)]
-)  # one-sided p: Φ(−1.70) = 0.0446 < 0.05, Φ(−1.60) = 0.0548 > 0.05
+    ("z", "fires"), [(-1.80, True), (-1.70, False)]
+)  # one-sided t, df 19 (R): pt(−1.80, 19) = 0.04388 < 0.05, pt(−1.70, 19) = 0.05272 > 0.05
 def test_mean_below_nation(z, fires):
     # se_diff = sqrt(8² + 6²) = 10 (independent benchmark), so estimate = 500 + 10 z.
     out = problems([ind(estimate=500 + 10 * z, se=8.0)], [cr(value=500.0, se=6.0)])
@@ -196,9 +222,9 @@ def test_mean_below_nation(z, fires):
     if fires:
         r = f.iloc[0]
         assert r["se"] == pytest.approx(10.0)
-        assert r["p_value"] == pytest.approx(0.04457, abs=1e-4)
+        assert r["p_value"] == pytest.approx(0.04388, abs=1e-5)  # R: pt(-1.80, 19)
         assert r["q_value"] == pytest.approx(r["p_value"])  # one test in the round
-        assert r["gap"] == pytest.approx(-17.0)
+        assert r["gap"] == pytest.approx(-18.0)
 
 
 def test_mean_above_benchmark_never_fires_and_province_is_fallback():
@@ -212,7 +238,7 @@ def test_mean_above_benchmark_never_fires_and_province_is_fallback():
     assert ev["benchmark_rows"][0]["scope"] == "province" and "全省" in f["title"].iloc[0]
 
 
-@pytest.mark.parametrize(("z", "fires"), [(-1.70, True), (-1.60, False)])
+@pytest.mark.parametrize(("z", "fires"), [(-1.80, True), (-1.70, False)])  # t19, see above
 def test_medium_below_nation(z, fires):
     out = problems(
         [ind(indicator="pct_medium_or_above", estimate=80 + 2 * z, se=2.0)],
@@ -221,7 +247,7 @@ def test_medium_below_nation(z, fires):
     assert len(fired(out, "MEDIUM")) == int(fires)
 
 
-@pytest.mark.parametrize(("z", "fires"), [(1.70, True), (1.60, False)])
+@pytest.mark.parametrize(("z", "fires"), [(1.80, True), (1.70, False)])  # t19, see above
 def test_gap_larger_than_nation(z, fires):
     # |g| − |b| = z · sqrt(4² + 3²) = 5 z; the sign of the gap does not matter (|−g| = |g|).
     g = -(10 + 5 * z)
@@ -240,9 +266,9 @@ def test_gap_larger_than_nation(z, fires):
 @pytest.mark.parametrize(
     ("estimate", "se", "fires"),
     [
-        (37.0, 10.0, True),  # (|g| − 0.2·100) / se = 1.70: one-sided p = 0.0446
-        (-37.0, 10.0, True),  # the sign of the gap does not matter
-        (36.0, 10.0, False),  # z = 1.60: p = 0.0548
+        (38.0, 10.0, True),  # (|g| − 0.2·100) / se = 1.80: one-sided t19 p = 0.04388 (R pt)
+        (-38.0, 10.0, True),  # the sign of the gap does not matter
+        (37.0, 10.0, False),  # t = 1.70: p = 0.05272 (R pt(-1.70, 19))
         (19.0, 5.0, False),  # clearly non-zero (z = 3.8 against 0) but below 0.2 SD
     ],
 )
@@ -259,11 +285,11 @@ def test_gap_without_benchmark_is_a_minimum_effect_test(estimate, se, fires):
 
 
 def test_gap_effect_size_uses_county_sd_when_given():
-    # county SD 80: delta = 16, (24.5 − 16) / 5 = 1.70 fires; with the scale SD 100, delta = 20 and
-    # z = 0.9 does not.
+    # county SD 80: delta = 16, (25 − 16) / 5 = 1.80 fires (t19 p 0.0439); with the scale SD 100,
+    # delta = 20 and t = 1.0 does not.
     rows = [
         ind(indicator="gap_mean_score", group_var="gender", group_value="female-male",
-            estimate=24.5, se=5.0),
+            estimate=25.0, se=5.0),
         ind(indicator="sd_score", estimate=80.0, se=1.0),
     ]  # fmt: skip
     assert len(fired(problems(rows), "GAP")) == 1
@@ -286,7 +312,7 @@ def test_gap_only_configured_groupings():
         ("FITNESS", "pct_fitness_pass", 90.0, -1),
     ],
 )
-@pytest.mark.parametrize(("z", "fires"), [(1.70, True), (1.60, False)])
+@pytest.mark.parametrize(("z", "fires"), [(1.80, True), (1.70, False)])  # t19, see above
 def test_burden_against_configured_limit(rule, indicator, limit, sign, z, fires):
     out = problems([ind(indicator=indicator, subject="", grade=4, estimate=limit + sign * 2 * z,
                         se=2.0)])  # fmt: skip
@@ -358,10 +384,10 @@ def test_suppressed_and_city_rows_never_fire():
 
 
 def test_bh_family_is_the_round():
-    # Two tests in 2022 with p 0.04457 and 0.001: BH q of the first = 0.04457 (rank 2 of 2); add a
-    # third null test (p≈0.5) and the first becomes 0.04457·3/2 = 0.0669 > 0.05 -> no longer fires.
-    # A test in another year does not count.
-    base = [ind(estimate=483.0, se=10.0), ind(estimate=469.0, se=10.0, subject="science")]
+    # Two tests in 2022 with t19 p 0.04388 and 0.00295 (R pt): BH q of the first = 0.04388 (rank 2
+    # of 2); add a third null test (p = 0.5) and the first becomes 0.04388·3/2 = 0.0658 > 0.05 -> no
+    # longer fires. A test in another year does not count.
+    base = [ind(estimate=482.0, se=10.0), ind(estimate=469.0, se=10.0, subject="science")]
     bench = [cr(), cr(subject="science")]
     other_year = [ind(year=2020, estimate=500.0, se=10.0, subject="chinese"),
                   cr(year=2020, subject="chinese")]  # fmt: skip
