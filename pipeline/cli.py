@@ -45,12 +45,17 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="只输出警告�
 
 
 def _setup_logging(quiet: bool) -> None:
+    from rich.console import Console
     from rich.logging import RichHandler
 
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    # Log to stderr; when redirected to a file, do not wrap long Chinese lines at 80 columns.
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+    handler = RichHandler(
+        console=console, show_path=False, show_time=False, markup=False, rich_tracebacks=False
+    )
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else logging.INFO)

@@ -107,6 +107,7 @@ def test_venv_activation_puts_eqm_and_dvc_on_path():
         ("test", ["pytest"]),
         ("lint", ["ruff check", "ruff format --check"]),
         ("bench", ["benchmarks/bench_ingest.py", "benchmarks/bench_validate.py", "benchmarks/bench_indicators.py"]),
+        ("bench-r", ["benchmarks/bench_indicators.py --r"]),
     ],
 )  # fmt: skip
 def test_make_targets_exist_and_do_what_the_readme_says(target: str, must_run: list[str]):
