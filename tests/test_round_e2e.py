@@ -165,3 +165,21 @@ def test_raw_data_kept_out_of_git_and_last_round_rerun_exactly(dvc_round: Path, 
     assert after == before
     done = sh("dvc", "repro", cwd=root)
     assert "Running stage" not in done.stdout
+
+
+def test_demo_county_pdfs_carry_name_sdr_and_every_county_problem_title(dvc_round: Path):
+    """Issue 6 on the demo data itself (the report tests use crafted fixtures for the rest)."""
+    import re
+
+    import pypdf
+
+    problems = pd.read_parquet(dvc_round / "data/processed/problems.parquet")
+    names = {"450107": "西乡塘区", "450110": "武鸣区", "450125": "上林县", "450181": "横州市"}
+    for year in (2020, 2022):
+        for code, name in names.items():
+            reader = pypdf.PdfReader(dvc_round / "reports" / str(year) / f"{code}.pdf")
+            text = re.sub(r"\s+", "", "".join(p.extract_text() or "" for p in reader.pages))
+            assert name in text and "校际差异率" in text
+            mine = problems[(problems["county_code"] == code) & (problems["year"] == year)]
+            for title in mine.loc[mine["rule_id"] != "SCHOOL", "title"]:
+                assert re.sub(r"\s+", "", title) in text, (year, code, title)
