@@ -604,9 +604,33 @@ def achievement_levels(
 
 
 def add_ci(frame: pd.DataFrame, z: float) -> pd.DataFrame:
-    return frame.assign(
-        ci_low=frame["estimate"] - z * frame["se"], ci_high=frame["estimate"] + z * frame["se"]
-    )
+    """95% (``z``) confidence intervals: Wald for means and gaps, logit for percentages.
+
+    Means, SDs and gaps: ``estimate ± z·se``. Percentages (indicators ``pct_*``, 0–100): the
+    interval is built on the logit scale and transformed back,
+    ``expit(logit(p) ± z·se_p / (p(1 − p)))`` with ``p`` and ``se_p`` as fractions (delta method),
+    so it stays inside 0–100 and keeps its coverage near 0 % and 100 %, where the Wald interval
+    undercovers (Brown, Cai & DasGupta 2001, Statist. Sci. 16:101–133; R survey
+    ``svyciprop(method = "logit")``, Lumley 2010 §2.3.1). At exactly 0 % or 100 % the interval is
+    the point. The SE itself is the jackknife SE in both cases.
+    """
+    est = frame["estimate"].to_numpy(dtype=float)
+    se = frame["se"].to_numpy(dtype=float)
+    lo, hi = est - z * se, est + z * se
+    is_pct = frame["indicator"].astype(str).str.startswith("pct_").to_numpy()
+    p = est / 100.0
+    inside = is_pct & (p > 0) & (p < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logit = np.log(p / (1 - p))
+        half = z * (se / 100.0) / (p * (1 - p))
+        lo_l = 100.0 / (1 + np.exp(-(logit - half)))
+        hi_l = 100.0 / (1 + np.exp(-(logit + half)))
+    lo = np.where(inside, lo_l, lo)
+    hi = np.where(inside, hi_l, hi)
+    edge = is_pct & ~inside & np.isfinite(est)
+    lo = np.where(edge, est, lo)
+    hi = np.where(edge, est, hi)
+    return frame.assign(ci_low=lo, ci_high=hi)
 
 
 def design_slices(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple[int, ...], np.ndarray]]:
