@@ -1091,6 +1091,17 @@ def _evidence(r: Mapping) -> str:
 
 XLSX_COLUMNS = [c for c in PROBLEM_COLS if c != "evidence"]
 FIXED_TIME = datetime(2000, 1, 1)  # workbook metadata date: fixed so the file is byte-stable
+NUMBER_FORMATS = {"score": "0.0", "rate": "0.000", "count": "0", "p": "0.0000"}
+RATE_INDICATORS = {"school_difference_rate", "eta_squared", "school_mean_cv"}
+
+
+def _value_kind(rule_id: str, indicator: str) -> str:
+    """Display format of a problem's value / benchmark / gap / SE (report decimals, issue 6)."""
+    if rule_id == "RES" or indicator in RATE_INDICATORS:
+        return "rate"  # 差异系数 and 校际差异率: 3 decimals
+    if rule_id in {"SCHOOL", "LEVEL"} or indicator == "achievement_level":
+        return "count"  # indicators met / level code
+    return "score"  # scores, score gaps, percentages: 1 decimal
 
 
 def evidence_text(ev_json: str) -> str:
@@ -1187,6 +1198,11 @@ def evidence_workbooks(
         head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
         wrap = wb.add_format({"text_wrap": True, "valign": "top"})
         top = wb.add_format({"valign": "top"})
+        # Display formats only (the cell keeps full precision): scores and percentages 1 decimal,
+        # rates 3 decimals, p/q 4 decimals, counts and levels whole numbers.
+        num = {
+            k: wb.add_format({"valign": "top", "num_format": f}) for k, f in NUMBER_FORMATS.items()
+        }
 
         # summary sheet
         ws = wb.add_worksheet("汇总")
@@ -1226,7 +1242,7 @@ def evidence_workbooks(
             name = _sheet_name(f"{county_names.get(cc, cc)}_{cc}", used)
             ws = wb.add_worksheet(name)
             hdr = [label[c] for c in XLSX_COLUMNS] + ["证据说明", "原因提示", "证据（JSON）"]
-            data = []
+            data, fmts = [], []
             for r in q.to_dict("records"):
                 ev = json.loads(r["evidence"])
                 row = []
@@ -1243,8 +1259,13 @@ def evidence_workbooks(
                     row.append(v)
                 row += [evidence_text(r["evidence"]), ev.get("cause_hint") or "", r["evidence"]]
                 data.append(row)
+                kind = _value_kind(r["rule_id"], r["indicator"])
+                fmts.append(
+                    {XLSX_COLUMNS.index(c): num[kind] for c in ("value", "benchmark", "gap", "se")}
+                    | {XLSX_COLUMNS.index(c): num["p"] for c in ("p_value", "q_value")}
+                )
             wrap_cols = {hdr.index("证据说明"), hdr.index("问题"), hdr.index("证据（JSON）")}
-            _write_table(ws, hdr, data, head, top, wrap, wrap_cols)
+            _write_table(ws, hdr, data, head, top, wrap, wrap_cols, fmts)
             # failing schools by name, ordered by school id (never ranked)
             fs = q[
                 (q["rule_id"] == "SCHOOL")
@@ -1262,7 +1283,7 @@ def evidence_workbooks(
                         schemas.STAGE_LABELS.get(x.get("stage"), str(x.get("stage"))),
                         x.get("n_met"), x.get("min_ratio_unmet")]  # fmt: skip
                 for j, v in enumerate(vals):
-                    _cell(ws, i, j, v, top)
+                    _cell(ws, i, j, v, num["rate"] if j == 4 else num["count"] if j == 3 else top)
         wb.close()
         out[int(year)] = buf.getvalue()
     return out
@@ -1289,12 +1310,14 @@ def _cell(ws, i: int, j: int, v: Any, fmt) -> None:
         ws.write_string(i, j, str(v), fmt)
 
 
-def _write_table(ws, hdr, rows, head, top, wrap=None, wrap_cols=frozenset()) -> None:
+def _write_table(ws, hdr, rows, head, top, wrap=None, wrap_cols=frozenset(), fmts=None) -> None:
     for j, h in enumerate(hdr):
         ws.write_string(0, j, h, head)
     for i, row in enumerate(rows, start=1):
+        row_fmts = fmts[i - 1] if fmts else {}
         for j, v in enumerate(row):
-            _cell(ws, i, j, v, wrap if j in wrap_cols and wrap is not None else top)
+            fmt = row_fmts.get(j) or (wrap if j in wrap_cols and wrap is not None else top)
+            _cell(ws, i, j, v, fmt)
     for j, h in enumerate(hdr):
         col = [str(r[j]) for r in rows if r[j] is not None]
         width = 60.0 if j in wrap_cols else _width(col, h)

@@ -146,3 +146,26 @@ def test_run_missing_input_is_a_clear_error(project_root):
         evidence.run(make_context(project_root, quiet=True))
     p = make_context(project_root).paths
     assert not p.problems.exists()
+
+
+def test_numbers_keep_full_precision_but_display_with_report_decimals():
+    """Issue 6 decimals in the workbook too: scores/percentages 0.0, rates 0.000, p and q 0.0000."""
+    out, books = _book()
+    ws = openpyxl.load_workbook(io.BytesIO(books[2022]))["西乡塘区_450107"]
+    header = [c.value for c in ws[1]]
+    col = {
+        name: header.index(name) + 1 for name in ("规则", "数值", "标准误", "p值", "q值（BH校正）")
+    }
+    seen = set()
+    for r in range(2, ws.max_row + 1):
+        rule = ws.cell(r, col["规则"]).value
+        value = ws.cell(r, col["数值"])
+        if rule is None or value.value is None:
+            continue
+        expected = {"ICC": "0.000", "RES": "0.000", "SCHOOL": "0", "LEVEL": "0"}.get(rule, "0.0")
+        assert value.number_format == expected, (rule, value.number_format)
+        assert isinstance(value.value, int | float)  # stored as a number, not as rounded text
+        if ws.cell(r, col["p值"]).value is not None:
+            assert ws.cell(r, col["p值"]).number_format == "0.0000"
+        seen.add(rule)
+    assert {"ICC", "MEAN"} <= seen, seen
