@@ -183,3 +183,25 @@ def test_demo_county_pdfs_carry_name_sdr_and_every_county_problem_title(dvc_roun
             mine = problems[(problems["county_code"] == code) & (problems["year"] == year)]
             for title in mine.loc[mine["rule_id"] != "SCHOOL", "title"]:
                 assert re.sub(r"\s+", "", title) in text, (year, code, title)
+
+
+def test_validation_pages_show_the_planted_defects_where_they_are(dvc_round: Path):
+    """Issue 3 on the demo: each planted defect is on its year's page with its file and row, and the
+    page's counts reconcile (rows read = passed + set aside, per file)."""
+    truth = json.loads((dvc_round / "data/raw/demo_truth.json").read_text(encoding="utf-8"))
+    summary = json.loads(
+        (dvc_round / "data/processed/validation/summary.json").read_text(encoding="utf-8")
+    )
+    assert summary["quarantine_rows"]["validate"] >= len(truth["defects"])
+    assert summary["reconciled"] is True and summary["ingest_reconciled"] is True
+    for entry in summary["files"].values():
+        for t in entry["tables"].values():
+            assert t["rows_in"] == t["passed"] + t["quarantined"]
+    for defect in truth["defects"]:
+        page = (dvc_round / "reports" / str(defect["year"]) / "validation.html").read_text(
+            encoding="utf-8"
+        )
+        assert defect["file"] in page
+        for row in defect["source_rows"]:
+            assert f">{row}</td>" in page, (defect["kind"], row)
+        assert defect["raw_student_id"] not in page  # the page names the row, never the raw id
