@@ -408,11 +408,18 @@ def tables(counties=("450107", "450125"), years=(2022,), seed=7) -> dict:
     }
 
 
-def write_project(root: Path, counties=("450107", "450125"), years=(2022,), publish=True) -> dict:
-    """Write the fixture tables where the report stage reads them (paths from pipeline.config)."""
+def write_project(
+    root: Path,
+    counties=("450107", "450125"),
+    years=(2022,),
+    publish=True,
+    tables: dict | None = None,
+) -> dict:
+    """Write the fixture tables (or ``tables``, e.g. edited ones) where the report stage reads them
+    (paths from pipeline.config)."""
     import pyarrow.parquet as pq
 
-    t = tables(counties, years)
+    t = _tables(counties, years) if tables is None else tables
     p = Paths(Path(root))
     p.validated_dir.mkdir(parents=True, exist_ok=True)
     p.validation_dir.mkdir(parents=True, exist_ok=True)
@@ -431,3 +438,6 @@ def write_project(root: Path, counties=("450107", "450125"), years=(2022,), publ
             (p.evidence_dir / str(y)).mkdir(parents=True, exist_ok=True)
             (p.evidence_dir / str(y) / "rectification_evidence.xlsx").write_bytes(b"PK-fixture")
     return t
+
+
+_tables = tables  # write_project's ``tables`` argument shadows the function

@@ -513,3 +513,90 @@ def test_summary_opens_with_counties_side_by_side_in_code_order(rendered):
     assert "排名" not in rendered["pdf"]["summary"] and "排名" not in html
     for c in COUNTIES:
         assert "排名" not in rendered["pdf"][c]
+
+
+# ------------------------------------------------------------------------------------------------
+# First round, alignment, header widths (issue 6 review of the 2020 demo round)
+# ------------------------------------------------------------------------------------------------
+
+
+def _views(t: dict, previous_problems=None) -> tuple[dict, dict]:
+    ctx = make_context(REPO, quiet=True)
+    inp = dataclasses.replace(_inputs(t), previous_problems=previous_problems)
+    lk = views.Lookup(inp.indicators, inp.benchmarks)
+    rules = _params().rules()
+    county = views.county_view(inp, lk, YEAR, "450125", ctx.monitoring, rules)
+    summary = views.summary_view(inp, lk, YEAR, list(COUNTIES), ctx.monitoring, rules)
+    return county, summary
+
+
+def test_first_round_says_so_instead_of_zero_previous_counts():
+    t = rf.tables(COUNTIES, (YEAR,))
+    t["problems"] = t["problems"].assign(previous_status="new")  # nothing was re-checked
+    county, summary = _views(t)
+    overview = summary["overview"]["table"]
+    assert not any(r[0].startswith("上一轮问题") for r in overview["rows"])  # no 0 / 0 / 0 / 0 row
+    assert views.FIRST_ROUND_TEXT in overview["note"]
+    assert summary["first_round"] and "已改善" not in summary["problems"]["columns"]
+    assert county["problems"]["first_round"] and county["problems"]["previous_counts"] == []
+    assert {r[4] for r in county["problems"]["overview"]["rows"]} == {"首轮"}
+
+
+def test_a_previous_list_of_an_earlier_year_is_not_a_first_round():
+    t = rf.tables(COUNTIES, (YEAR,))
+    t["problems"] = t["problems"].assign(previous_status="new")
+    prev = pd.DataFrame({"problem_id": ["P-1"], "year": [YEAR - 2], "county_code": ["450125"]})
+    county, summary = _views(t, previous_problems=prev)
+    rows = summary["overview"]["table"]["rows"]
+    prev_row = next(r for r in rows if r[0].startswith("上一轮问题"))
+    assert prev_row[1:] == ["0/0/0/0"] * len(COUNTIES)  # all new: nothing improved / worse
+    assert not county["problems"]["first_round"] and not summary["first_round"]
+    assert "新发现" in summary["problems"]["columns"]
+    # a previous list of the SAME year is not a previous round
+    same = prev.assign(year=YEAR)
+    assert views.is_first_round(dataclasses.replace(_inputs(t), previous_problems=same), YEAR)
+
+
+def test_first_round_in_the_rendered_county_report(tmp_path):
+    root = tmp_path
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    tables = rf.tables(COUNTIES, (YEAR,))
+    tables["problems"] = tables["problems"].assign(previous_status="new")
+    rf.write_project(root, counties=COUNTIES, years=(YEAR,), tables=tables)
+    report.run(make_context(root, quiet=True))
+    out = Paths(root).report_year(YEAR)
+    text = _squash("".join(p.extract_text() for p in pypdf.PdfReader(out / "450125.pdf").pages))
+    assert views.FIRST_ROUND_TEXT in text and "与上一轮相比" not in text
+    summary = _squash("".join(p.extract_text() for p in pypdf.PdfReader(out / "summary.pdf").pages))
+    assert views.FIRST_ROUND_TEXT in summary and "0/0/0/0" not in summary
+
+
+def test_columns_are_aligned_as_a_whole():
+    t = views._table(
+        ["区县", "均值", "水平", "人数"],
+        [
+            ["甲", "433.7", "III 良好", "12"],
+            ["乙", "—", "II 中等", "…"],
+            ["丙", "12.5%", "0.1", ""],
+        ],
+    )
+    cls = [[c.split()[0] for c in r] for r in t["classes"]]
+    assert [r[1] for r in cls] == ["n"] * 3  # numbers right, placeholders follow their column
+    assert [r[2] for r in cls] == ["t"] * 3  # a text column keeps a number cell on the left too
+    assert [r[3] for r in cls] == ["n"] * 3
+    forced = views._table(["项目", "甲"], [["a", "III 良好"], ["b", "12.5%"]], align=["t", "c"])
+    assert [r[1].split()[0] for r in forced["classes"]] == ["c", "c"]
+
+
+def test_summary_overview_cells_are_centred_and_headers_do_not_wrap(rendered):
+    html = rendered["html"]["summary"]
+    overview = html.split("摘要：各区县主要结果")[1].split("一、学业表现")[0]
+    body = re.search(r"<tbody>(.*?)</tbody>", overview, re.S).group(1)
+    classes = re.findall(r'<td class="([^"]*)"', body)
+    per_row = len(COUNTIES) + 1
+    assert all(c.split()[0] == "c" for i, c in enumerate(classes) if i % per_row)
+    # the county achievement header 全国中等及以上 is on one line of the PDF (it used to be split
+    # over four), read back with pypdf line by line
+    for county in COUNTIES:
+        lines = "\n".join(rendered["pages"][county]).splitlines()
+        assert any("全国中等及以上" in ln.replace(" ", "") for ln in lines), county

@@ -410,6 +410,7 @@ def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
         quarantine=_optional_parquet(p.validation_quarantine),
         validation_summary=_optional_json(p.validation_summary),
         manifest=manifest,
+        previous_problems=_optional_parquet(p.validated("previous_problems")),
     )
 
 

@@ -397,19 +397,38 @@ def questionnaire_grades(ind: pd.DataFrame, year: int, county: str) -> list[int]
 # ------------------------------------------------------------------------------------------------
 
 
-_NUMERIC = re.compile(r"^[\s0-9.,%/*+<>≤≥～−\-—…·项所人（）()]*$")
+_NUMERIC = re.compile(r"^[\s0-9.,%/*+<>≤≥～〜−\-—…·项所人（）()]*$")
+_PLACEHOLDERS = {"", SUPPRESSED, MISSING}
 
 
-def _align(cell: str) -> str:
-    """CSS classes of a cell: numbers right-aligned, text left; short cells never wrap."""
-    text = str(cell)
-    cls = "n" if _NUMERIC.match(text) else "t"
-    return cls + (" nw" if len(text) <= 14 else "")
+def _column_align(cells: Sequence[str]) -> str:
+    """One alignment for a whole column: right ('n') when every real value in it is a number
+    (placeholders — and … do not count), otherwise left ('t'), so a column never mixes the two."""
+    real = [c for c in cells if c.strip() not in _PLACEHOLDERS]
+    return "n" if real and all(_NUMERIC.match(c) for c in real) else "t"
 
 
-def _table(columns: Sequence[str], rows: list[list[str]], note: str | None = None) -> dict:
+def _table(
+    columns: Sequence[str],
+    rows: list[list[str]],
+    note: str | None = None,
+    align: Sequence[str] | None = None,
+) -> dict:
+    """A table for the ``table`` macro.
+
+    ``align`` gives each column's CSS classes ('t' left, 'n' right, 'c' centred, 'id' an identifier
+    that breaks only at its hyphens, 'wrap' never kept on one line); without it each column gets
+    :func:`_column_align`'s guess. Cells of up to 14 characters do not wrap.
+    """
     rows = [[str(c) for c in r] for r in rows]
-    classes = [[_align(c) for c in r] for r in rows]
+    width = max([len(columns), *[len(r) for r in rows]])
+    cols = [[r[i] for r in rows if i < len(r)] for i in range(width)]
+    col_cls = list(align) if align is not None else [_column_align(c) for c in cols]
+    classes = [
+        [col_cls[i] + (" nw" if len(c) <= 14 and "wrap" not in col_cls[i] else "")
+         for i, c in enumerate(r)]
+        for r in rows
+    ]  # fmt: skip
     has_sup = any(SUPPRESSED in str(c) for r in rows for c in r)
     has_missing = any(MISSING in str(c) for r in rows for c in r)
     return {
@@ -495,6 +514,33 @@ class Inputs:
     quarantine: pd.DataFrame | None
     validation_summary: Any
     manifest: Mapping | None
+    previous_problems: pd.DataFrame | None = None  # validated previous_problems (optional input)
+
+
+FIRST_ROUND_TEXT = "首轮监测，无上一轮问题清单可对照"
+
+
+def is_first_round(inp: Inputs, year: int) -> bool:
+    """True when the data holds no previous round for ``year``.
+
+    A previous round exists when ``previous_problems`` has a row of an earlier year (the evidence
+    stage compares against the latest such year) or when any problem of ``year`` carries a
+    re-check status other than 'new' (so a report without the previous list still shows them).
+    """
+    prev = inp.previous_problems
+    earlier = (
+        prev is not None
+        and not prev.empty
+        and "year" in prev
+        and bool((pd.to_numeric(prev["year"], errors="coerce") < year).any())
+    )
+    if earlier:
+        return False
+    p = inp.problems
+    if p is None or p.empty or "previous_status" not in p:
+        return True
+    st = p.loc[p["year"] == year, "previous_status"].fillna("").astype(str)
+    return bool(st.isin(["", "new"]).all())
 
 
 def county_view(
@@ -511,7 +557,8 @@ def county_view(
     balance = _balance(f, lk, year, county, cells, rules)
     resources = _resources(f, inp, year, county, rules)
     burden = _burden(f, lk, year, county, q_grades, probs, rules)
-    problems = _problem_section(f, probs)
+    first = is_first_round(inp, year)
+    problems = _problem_section(f, probs, first_round=first)
     quality = _quality_items(f, lk, year, county, cells, rules)
     findings = _findings(f, lk, year, county, cells, q_grades, resources, problems, rules)
     return {
@@ -912,7 +959,8 @@ def _benchmark_label(evidence: Any) -> str:
     return label
 
 
-def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
+def _problem_section(f: Fmt, probs: pd.DataFrame, first_round: bool = False) -> dict:
+    """The problem list; in a first round the 较上轮 column says 首轮 (nothing to compare with)."""
     overview, details, is_school = [], [], []
     school_level = 0
     for r in probs.to_dict("records"):
@@ -922,6 +970,8 @@ def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
         prev = PREVIOUS_STATUS_LABELS.get(
             _txt(r.get("previous_status")), _txt(r.get("previous_status")) or MISSING
         )
+        if first_round:
+            prev = "首轮"
         overview.append([
             _txt(r.get("problem_id")), title, _txt(r.get("severity")) or MISSING,
             _txt(r.get("responsible_unit")) or MISSING, prev,
@@ -971,7 +1021,7 @@ def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
             }
         )
     prev_counts = []
-    if not probs.empty and "previous_status" in probs:
+    if not first_round and not probs.empty and "previous_status" in probs:
         vc = probs["previous_status"].fillna("").value_counts()  # a count of rows
         for code, label in PREVIOUS_STATUS_LABELS.items():
             if code in vc.index:
@@ -1006,9 +1056,16 @@ def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
         cols_school = ["编号", "问题", "程度", "较上轮", "状态"]
     else:
         cols_school = cols
+
+    def aligned(columns: list[str]) -> list[str]:
+        return [
+            "t id" if c == "编号" else "t wrap" if c in ("问题", "责任单位") else "t"
+            for c in columns
+        ]
+
     return {
-        "overview": _table(cols_main, main),
-        "school_overview": _table(cols_school, schools),
+        "overview": _table(cols_main, main, align=aligned(cols_main)),
+        "school_overview": _table(cols_school, schools, align=aligned(cols_school)),
         "school_unit": school_units[0] if len(school_units) == 1 else "",
         "deadline": one_deadline or "",
         "details": details,
@@ -1016,7 +1073,9 @@ def _problem_section(f: Fmt, probs: pd.DataFrame) -> dict:
         "n": len(overview),
         "severity_counts": sev_counts,
         "previous_counts": prev_counts,
-        "rechecked": _table(["编号", "问题", "程度", "责任单位", "较上轮", "状态"], rechecked),
+        "first_round": first_round,
+        "first_round_text": FIRST_ROUND_TEXT,
+        "rechecked": _table(cols, rechecked, align=aligned(cols)),
     }
 
 
@@ -1387,6 +1446,8 @@ def summary_view(
                 [schemas.GRADE_LABELS.get(g, str(g)), "全国", *[f.est(n, "percent") for n in nat]]
             )
 
+    first = is_first_round(inp, year)
+    prev_codes = [] if first else list(PREVIOUS_STATUS_LABELS)
     prob_rows = []
     for code, name in units:
         if code == city:
@@ -1400,11 +1461,11 @@ def summary_view(
         )
         prob_rows.append([
             name, str(len(p)), *[str(int(sev.get(s, 0))) for s in SEVERITY_ORDER],
-            *[str(int(prev.get(k, 0))) for k in PREVIOUS_STATUS_LABELS],
+            *[str(int(prev.get(k, 0))) for k in prev_codes],
         ])  # fmt: skip
     return {
         "overview": _summary_overview(
-            f, inp, lk, year, counties, cells_all, grades, rules, monitoring
+            f, inp, lk, year, counties, cells_all, grades, rules, monitoring, first
         ),
         "kind": "summary",
         "year": year,
@@ -1420,8 +1481,11 @@ def summary_view(
             ["年级", "区县", *[schemas.INDICATOR_LABELS[i] for i in BURDEN_INDICATORS]], burden_rows
         ),
         "problems": _table(
-            ["区县", "问题数", "高", "中", "低", *PREVIOUS_STATUS_LABELS.values()], prob_rows
+            ["区县", "问题数", "高", "中", "低", *[PREVIOUS_STATUS_LABELS[k] for k in prev_codes]],
+            prob_rows,
         ),
+        "first_round": first,
+        "first_round_text": FIRST_ROUND_TEXT,
         "quality": data_quality(inp.quarantine, inp.validation_summary, year, None),
     }
 
@@ -1439,6 +1503,7 @@ def _summary_overview(
     grades,
     rules: ViewRules,
     monitoring: MonitoringParams,
+    first_round: bool = False,
 ) -> dict:
     """The summary's 摘要: one column per county (administrative-code order, never ranked).
 
@@ -1501,13 +1566,22 @@ def _summary_overview(
         sev = p["severity"].fillna("").value_counts()  # counts of rows
         prev = p["previous_status"].fillna("").value_counts()
         sev_row.append(
-            f"{len(p)}（" + " / ".join(str(int(sev.get(x, 0))) for x in SEVERITY_ORDER) + "）"
+            f"{len(p)}（" + "/".join(str(int(sev.get(x, 0))) for x in SEVERITY_ORDER) + "）"
         )
         prev_row.append(
-            " / ".join(str(int(prev.get(k, 0))) for k in list(PREVIOUS_STATUS_LABELS)[1:])
+            "/".join(str(int(prev.get(k, 0))) for k in list(PREVIOUS_STATUS_LABELS)[1:])
         )
-    rows += [sev_row, prev_row]
+    rows.append(sev_row)
+    if not first_round:
+        rows.append(prev_row)
+    # one row per item, one column per county: the county cells are centred so levels, rates with
+    # their verdict and counts line up the same way in every column
     return {
-        "table": _table(["项目", *[monitoring.county_name(c) for c in counties]], rows),
+        "table": _table(
+            ["项目", *[monitoring.county_name(c) for c in counties]],
+            rows,
+            note=f"上一轮问题：{FIRST_ROUND_TEXT}。" if first_round else None,
+            align=["t", *["c"] * len(counties)],
+        ),
         "codes": counties,
     }
