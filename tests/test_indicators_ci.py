@@ -37,3 +37,36 @@ def test_percentages_at_the_bounds_stay_inside_0_100(p):
 def test_logit_interval_never_leaves_0_100_where_wald_would():
     got = add_ci(_frame(["pct_sleep_sufficient"], [98.0], [2.0]), 1.96)
     assert 0 < got["ci_low"].iloc[0] < 98.0 < got["ci_high"].iloc[0] < 100.0  # Wald: 101.9
+
+
+def test_wald_is_available_for_percentages_and_unknown_methods_are_rejected():
+    got = add_ci(_frame(["pct_myopia"], [5.0], [2.0]), 1.96, "wald")
+    # hand: 5 ± 1.96·2 = [1.08, 8.92]
+    np.testing.assert_allclose([got["ci_low"].iloc[0], got["ci_high"].iloc[0]], [1.08, 8.92])
+    with pytest.raises(ValueError):
+        add_ci(_frame(["pct_myopia"], [5.0], [2.0]), 1.96, "exact")
+
+
+def test_missing_se_or_estimate_gives_missing_bounds_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow or invalid-value warning would reach users
+        got = add_ci(_frame(["pct_myopia", "pct_myopia", "mean_score"], [99.9999, np.nan, 500.0],
+                            [np.nan, 1.0, np.nan]), 1.96)  # fmt: skip
+    assert got[["ci_low", "ci_high"]].isna().all().all()
+
+
+def test_lonely_strata_are_found():
+    from pipeline.indicators import lonely_strata
+
+    students = pd.DataFrame(
+        {
+            "year": [2022] * 5,
+            "grade": [4, 4, 4, 8, 8],
+            "county_code": ["450107", "450110", "450110", "450107", "450107"],
+            "school_id": ["A", "B", "C", "D", "D"],
+        }
+    )
+    # hand: 450107 grade 4 has one school (A); grade 8 has one school (D, twice); 450110 has two
+    assert lonely_strata(students) == [(2022, 4, "450107"), (2022, 8, "450107")]

@@ -236,6 +236,23 @@ def make_summary(
     }
 
 
+def lonely_strata(students: pd.DataFrame) -> list[tuple[int, int, str]]:
+    """(year, grade, county) design strata with a single sampled school ("lonely PSU").
+
+    The stratified jackknife cannot estimate a stratum's variance from one PSU, so such a stratum
+    adds nothing to the variance of a pooled estimate (R survey stops with an error unless
+    ``options(survey.lonely.psu=...)`` is set; Lumley 2010 §2.2). The run warns about each one.
+    """
+    if students.empty:
+        return []
+    n = (
+        students.dropna(subset=["school_id"])
+        .groupby(["year", "grade", "county_code"])["school_id"]
+        .nunique()
+    )
+    return [(int(y), int(g), str(c)) for (y, g, c), k in n.items() if k == 1]
+
+
 def _empty_reports() -> pd.DataFrame:
     return pd.DataFrame({c: [] for c in schemas.COUNTY_REPORTS.names})
 
@@ -259,6 +276,13 @@ def run(ctx: RunContext) -> None:
         "读入学生 %d 人、成绩 %d 条、学校 %d 个、区县报告数值 %d 条",
         len(students), len(scores), len(schools), len(reports),
     )  # fmt: skip
+    for year, grade, county in lonely_strata(students):
+        log.warning(
+            "%d 年%s %s 只有 1 所样本学校：该县抽样误差无法估计（其县级结果按抑制规则不显示），"
+            "全市合计（%s）的标准误不含该县的抽样误差，可能偏小。",
+            year, schemas.GRADE_LABELS.get(grade, grade), monitoring.county_name(county),
+            monitoring.city_code,
+        )  # fmt: skip
     ind, rb, sc, summary = compute(students, scores, schools, reports, monitoring, params)
     with outputs() as out:
         out.parquet(ind, paths.indicators)

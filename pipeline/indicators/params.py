@@ -20,6 +20,7 @@ class IndicatorsParams:
     """Thresholds and method choices; each one's source is commented in ``params.yaml``."""
 
     ci_z: float = 1.96
+    percent_ci: Literal["logit", "wald"] = "logit"
     suppress_min_students: int = 10
     suppress_min_schools: int = 3
     icc_method: Literal["anova_icc1"] = "anova_icc1"

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.indicators.params import RESOURCE_KEYS, IndicatorsParams
+from pipeline.schemas import SCHOOL_COMPLIANCE
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,11 @@ def school_compliance(schools: pd.DataFrame, params: IndicatorsParams) -> pd.Dat
             "passes": passes,
         }
     )
-    return out.sort_values(
-        ["year", "county_code", "school_id", "stage"], kind="stable"
-    ).reset_index(drop=True)
+    return (
+        out[SCHOOL_COMPLIANCE.names]
+        .sort_values(["year", "county_code", "school_id", "stage"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def weighted_cv(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from pipeline.config import MonitoringParams
 from pipeline.errors import EqmError
@@ -603,33 +604,35 @@ def achievement_levels(
     )
 
 
-def add_ci(frame: pd.DataFrame, z: float) -> pd.DataFrame:
+def add_ci(frame: pd.DataFrame, z: float, percent_ci: str = "logit") -> pd.DataFrame:
     """95% (``z``) confidence intervals: Wald for means and gaps, logit for percentages.
 
-    Means, SDs and gaps: ``estimate ± z·se``. Percentages (indicators ``pct_*``, 0–100): the
-    interval is built on the logit scale and transformed back,
-    ``expit(logit(p) ± z·se_p / (p(1 − p)))`` with ``p`` and ``se_p`` as fractions (delta method),
-    so it stays inside 0–100 and keeps its coverage near 0 % and 100 %, where the Wald interval
-    undercovers (Brown, Cai & DasGupta 2001, Statist. Sci. 16:101–133; R survey
-    ``svyciprop(method = "logit")``, Lumley 2010 §2.3.1). At exactly 0 % or 100 % the interval is
-    the point. The SE itself is the jackknife SE in both cases.
+    Means, SDs and gaps: ``estimate ± z·se``. Percentages (indicators ``pct_*``, 0–100) with
+    ``percent_ci = "logit"`` (the default, ``indicators.percent_ci``): the interval is built on the
+    logit scale and transformed back, ``expit(logit(p) ± z·se_p / (p(1 − p)))`` with ``p`` and
+    ``se_p`` as fractions (delta method), so it stays inside 0–100 and keeps its coverage near 0 %
+    and 100 %, where the Wald interval undercovers (Brown, Cai & DasGupta 2001, Statist. Sci.
+    16:101–133; R survey ``svyciprop(method = "logit")``, Lumley 2010 §2.3.1). At exactly 0 % or
+    100 % the interval is the point. ``percent_ci = "wald"`` gives ``estimate ± z·se`` for all.
+    The SE itself is the jackknife SE in every case.
     """
+    if percent_ci not in ("logit", "wald"):
+        raise ValueError(f"unknown percent_ci {percent_ci!r}")
     est = frame["estimate"].to_numpy(dtype=float)
     se = frame["se"].to_numpy(dtype=float)
     lo, hi = est - z * se, est + z * se
-    is_pct = frame["indicator"].astype(str).str.startswith("pct_").to_numpy()
-    p = est / 100.0
-    inside = is_pct & (p > 0) & (p < 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logit = np.log(p / (1 - p))
-        half = z * (se / 100.0) / (p * (1 - p))
-        lo_l = 100.0 / (1 + np.exp(-(logit - half)))
-        hi_l = 100.0 / (1 + np.exp(-(logit + half)))
-    lo = np.where(inside, lo_l, lo)
-    hi = np.where(inside, hi_l, hi)
-    edge = is_pct & ~inside & np.isfinite(est)
-    lo = np.where(edge, est, lo)
-    hi = np.where(edge, est, hi)
+    if percent_ci == "logit":
+        is_pct = frame["indicator"].astype(str).str.startswith("pct_").to_numpy()
+        p = est / 100.0
+        inside = is_pct & (p > 0) & (p < 1) & np.isfinite(se)
+        pi, si = p[inside], se[inside] / 100.0
+        logit = np.log(pi / (1 - pi))
+        half = z * si / (pi * (1 - pi))
+        lo[inside] = 100.0 * expit(logit - half)
+        hi[inside] = 100.0 * expit(logit + half)
+        edge = is_pct & ~inside & np.isfinite(est) & ((p <= 0) | (p >= 1))
+        lo[edge] = est[edge]
+        hi[edge] = est[edge]
     return frame.assign(ci_low=lo, ci_high=hi)
 
 
@@ -679,7 +682,7 @@ def score_estimates(
             county_labels,
             sd_vars={"mean_score": "sd_score"},
         )
-        est = add_ci(est, params.ci_z)
+        est = add_ci(est, params.ci_z, params.percent_ci)
         est = pd.concat([est, achievement_levels(est, cuts, params)], ignore_index=True)
         parts.append(est.assign(year=year, grade=grade, subject=subject))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -754,5 +757,7 @@ def questionnaire_estimates(
             params,
             county_labels,
         )
-        parts.append(add_ci(est, params.ci_z).assign(year=year, grade=grade, subject=""))
+        parts.append(
+            add_ci(est, params.ci_z, params.percent_ci).assign(year=year, grade=grade, subject="")
+        )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
