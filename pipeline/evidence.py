@@ -25,8 +25,10 @@ HOMEWORK  书面作业超时比例 significantly above benchmark/ceiling one-sid
 SLEEP     睡眠达标比例 significantly below benchmark/floor      one-sided z
 MYOPIA    视力不良比例 significantly above benchmark/ceiling     one-sided z
 FITNESS   体质健康达标比例 significantly below benchmark/floor   one-sided z
-RES       a resource indicator's 差异系数 > 0.50 / 0.45         regulatory threshold (census, no SE)
-SCHOOL    a school meets < 6 of 7 or an unmet one < 85%         regulatory threshold (census)
+RES       a resource indicator's 差异系数 > 0.50 / 0.45         indicators' verdict
+                                                                (``resource_balance.passes``)
+SCHOOL    a school meets < 6 of 7 or an unmet one < 85%         indicators' verdict
+                                                                (``school_compliance.passes``)
 ========  ===================================================  ====================================
 
 Statistics
@@ -36,6 +38,17 @@ Statistics
   county-scope value printed in its official report is used (``source = official``) and the
   evidence says so. For ``school_difference_rate`` and ``achievement_level`` an official value wins
   over a computed one (domain notes).
+* No SE (county reports often print none): such a row cannot be tested, so MEAN / GAP fire when
+  the difference in the bad direction is at least ``effect_size_sd`` x SD (GAP without benchmark:
+  ``|g| >= effect_size_sd x SD``) and the percent rules (MEDIUM, burden/health) when it is at least
+  ``no_se_margin_pct_points``; p and q stay NaN, the row is not in the BH family, and the evidence
+  note and title say "官方报告未给出标准误，按差值是否超过 … 判定". The ICC rule with
+  ``icc_requires_significance`` falls back to the value rule for such rows.
+* Regulatory thresholds of the resource rules are read from one place only: the indicators
+  stage's ``resource_balance.threshold`` / ``passes`` and ``school_compliance.passes``
+  (``indicators.cv_thresholds``, ``school_min_met``, ``school_min_ratio_unmet``). The ICC rule's
+  ``evidence.icc_threshold`` is a parameter of this stage; a test asserts it equals
+  ``indicators.icc_threshold`` and ``report.quality_sdr_max`` in the repository ``params.yaml``.
 * Benchmark: the national value if the county report prints one, else the provincial value, else
   (burden/health rules only) the configured ceiling or floor. The benchmark is treated as an
   independent population, so the SE of the difference is ``sqrt(se**2 + se_bench**2)`` (a missing
@@ -67,7 +80,8 @@ Statistics
   A significance rule fires on ``q < alpha``. The previous-round change tests form their own family.
 * Previous round: each problem of ``previous_problems`` (the latest year before the round) is
   matched on (county, grade, subject, indicator, group) to this round's value and tested:
-  ``z = d (v_now - v_prev) / sqrt(se_now**2 + se_prev**2 + linking_error**2)`` with ``d = +1`` when
+  ``z = d (v_now - v_prev) / sqrt(se_now**2 + se_prev**2 + linking_error**2)`` (``se_now`` the
+  indicator's own SE, not the SE of its difference from the benchmark) with ``d = +1`` when
   higher is worse (gaps compared in absolute value), two-sided, BH within the round's change tests;
   ``worse`` / ``improved`` when ``q < alpha``, else ``unchanged``. A previous SE that is not given
   is taken from the previous year's indicators row, else assumed equal to the current SE (same
@@ -152,6 +166,7 @@ class Rule:
     units: Units
     units_by_indicator: Mapping[str, Units] = field(default_factory=dict)
     indicator: str = ""  # the indicator the rule tests (burden rules)
+    title_missing: str = ""  # RES / SCHOOL: title when the census data are incomplete
 
 
 @dataclass(frozen=True)
@@ -177,9 +192,6 @@ class EvidenceParams:
     gap_vars: tuple[str, ...]
     ci_z: float
     burden_limits: Mapping[str, Mapping[int, float]]  # indicator -> grade -> ceiling / floor (%)
-    res_cv_threshold: Mapping[str, float]  # stage -> max 差异系数
-    school_min_met: int
-    school_min_ratio: float
     severity: Severity
     rules: Mapping[str, Rule]
     cause_links: Mapping[str, tuple[str, ...]]  # rule -> rules whose firing hints at a cause
@@ -193,6 +205,9 @@ class EvidenceParams:
     previous_title_suffix: str
     # reference distribution of the rule tests: Student t with the design df, or normal
     p_reference: str = "t_design_df"
+    # a percent indicator with no SE (official county-report value) is a problem when it is at
+    # least this many percentage points worse than its benchmark
+    no_se_margin_pct_points: float = 5.0
 
     def __post_init__(self) -> None:
         if self.p_reference not in ("t_design_df", "normal"):
@@ -396,8 +411,9 @@ def attach_benchmark(obs: pd.DataFrame, county_reports: pd.DataFrame, scopes) ->
 CAND_COLS = [
     "year", *KEYS, "rule_id", "value", "benchmark", "bench_label", "gap", "se", "z", "p_value",
     "by_threshold", "fires_threshold", "extra_ok", "severity", "rows", "bench_rows", "note",
-    "threshold", "school_name",
+    "threshold", "school_name", "own_se", "margin", "data_missing",
 ]  # fmt: skip
+NO_SE_NOTE = "官方报告未给出标准误，按差值是否超过{}判定（未作显著性检验，不计入 BH 校正）"
 
 
 def _records(df: pd.DataFrame, cols: list[str]) -> list[list[dict]]:
@@ -433,9 +449,36 @@ def _base(df: pd.DataFrame, rule: str) -> pd.DataFrame:
         ),
         benchmark=np.nan, bench_label="", gap=np.nan, z=np.nan, p_value=np.nan,
         by_threshold=True, fires_threshold=False, extra_ok=True, severity="", threshold=np.nan,
-        school_name="",
+        school_name="", own_se=df["se"].to_numpy(), margin=np.nan, data_missing=False,
     )  # fmt: skip
     return pd.DataFrame(cols, index=df.index)
+
+
+def _margin_decision(
+    out: pd.DataFrame,
+    no_se: pd.Series,
+    worse_by: pd.Series,
+    margin: pd.Series | float,
+    margin_text: pd.Series | str,
+) -> pd.DataFrame:
+    """Rows without a usable SE (official county-report values often print none): decide by a
+    configured margin instead of a test — fire when the difference in the bad direction
+    ``worse_by`` is at least ``margin``; p and q stay NaN (so the row is outside the BH family)
+    and the note says so. Rows with an SE are returned unchanged."""
+    margin = pd.Series(margin, index=out.index, dtype=float)
+    text = pd.Series(margin_text, index=out.index, dtype=object)
+    no_se = no_se.reindex(out.index).fillna(False).astype(bool)
+    note = (
+        out["note"]
+        .astype(str)
+        .where(~no_se, out["note"].astype(str) + "；" + text.map(NO_SE_NOTE.format))
+    )
+    return out.assign(
+        by_threshold=out["by_threshold"].astype(bool) | no_se,
+        fires_threshold=out["fires_threshold"].astype(bool) | (no_se & (worse_by >= margin)),
+        p_value=out["p_value"].where(~no_se), z=out["z"].where(~no_se),
+        margin=margin.where(no_se), note=note,
+    )  # fmt: skip
 
 
 def rule_icc(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
@@ -457,6 +500,9 @@ def rule_icc(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
         by_threshold=not p.icc_requires_significance,
         severity=np.where(ci_low >= thr, "高", "中"),
     )  # fmt: skip
+    if p.icc_requires_significance:  # no SE: the regulation's rule on the value
+        no_se = ~(d["se"] > 0)
+        out = _margin_decision(out, no_se, out["gap"], 0.0, f"标准{thr:g}")
     return out
 
 
@@ -482,15 +528,35 @@ def _severity_pct(gap_abs: pd.Series, sev: Severity) -> np.ndarray:
     )
 
 
-def _bench_test(d: pd.DataFrame, rule: str, bad_dir: int, p_reference: str) -> pd.DataFrame:
+def _bench_test(
+    d: pd.DataFrame,
+    rule: str,
+    bad_dir: int,
+    p_reference: str,
+    margin: pd.Series | float,
+    margin_text: pd.Series | str,
+) -> pd.DataFrame:
+    """One-sided test of the value against its benchmark; rows without an SE of their own are
+    decided by ``margin`` (:func:`_margin_decision`)."""
     out = _base(d, rule)
     se_diff = np.sqrt(d["se"] ** 2 + d["bench_se"].fillna(0.0) ** 2)
     z, pv = z_test(d["estimate"], d["bench_value"], se_diff, bad_dir, df=design_df(d, p_reference))
-    return out.assign(
+    out = out.assign(
         benchmark=d["bench_value"], bench_label=d["bench_scope"].map(SCOPE_LABELS).fillna(""),
         gap=d["estimate"] - d["bench_value"], se=se_diff.where(d["bench_value"].notna(), d["se"]),
         z=z, p_value=pv, by_threshold=False, bench_rows=_bench_records(d),
     )  # fmt: skip
+    no_se = d["bench_value"].notna() & ~(d["se"] > 0)
+    return _margin_decision(out, no_se, out["gap"] * bad_dir, margin, margin_text)
+
+
+def _pct_margin(p: EvidenceParams) -> tuple[float, str]:
+    return p.no_se_margin_pct_points, f"{p.no_se_margin_pct_points:g}个百分点"
+
+
+def _sd_margin(sd: pd.Series, p: EvidenceParams) -> tuple[pd.Series, pd.Series]:
+    m = sd * p.effect_size_sd
+    return m, m.map(lambda x: f"{p.effect_size_sd:g}个标准差（{x:.1f}分）")
 
 
 def _score_sd(obs: pd.DataFrame, d: pd.DataFrame, p: EvidenceParams) -> pd.Series:
@@ -505,15 +571,15 @@ def _score_sd(obs: pd.DataFrame, d: pd.DataFrame, p: EvidenceParams) -> pd.Serie
 def rule_mean(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     """MEAN: mean score significantly below the benchmark (one-sided)."""
     d = obs[(obs["indicator"] == "mean_score") & (obs["group_var"] == "")]
-    out = _bench_test(d, "MEAN", -1, p.p_reference)
     sd = _score_sd(obs, d, p)
+    out = _bench_test(d, "MEAN", -1, p.p_reference, *_sd_margin(sd, p))
     return out.assign(severity=_severity_effect(out["gap"].abs(), sd, p.severity))
 
 
 def rule_medium(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     """MEDIUM: percent at level Ⅱ or above significantly below the benchmark (one-sided)."""
     d = obs[(obs["indicator"] == "pct_medium_or_above") & (obs["group_var"] == "")]
-    out = _bench_test(d, "MEDIUM", -1, p.p_reference)
+    out = _bench_test(d, "MEDIUM", -1, p.p_reference, *_pct_margin(p))
     return out.assign(severity=_severity_pct(out["gap"].abs(), p.severity))
 
 
@@ -532,7 +598,7 @@ def rule_gap(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     b = d["bench_value"].abs().where(has_b, delta)
     se = np.sqrt(d["se"] ** 2 + d["bench_se"].fillna(0.0).where(has_b, 0.0) ** 2)
     z, pv = z_test(g, b, se, 1, df=design_df(d, p.p_reference))
-    return out.assign(
+    out = out.assign(
         benchmark=d["bench_value"].where(has_b, delta), gap=g - b, se=se, z=z, p_value=pv,
         by_threshold=False,
         bench_label=d["bench_scope"].map(SCOPE_LABELS).fillna("")
@@ -541,6 +607,10 @@ def rule_gap(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
                                   p.severity),
         bench_rows=_bench_records(d), threshold=delta.where(~has_b),
     )  # fmt: skip
+    # no SE: |g| - |b| >= delta with a benchmark, |g| >= delta without one
+    no_se = ~(d["se"] > 0)
+    margin, text = _sd_margin(delta / p.effect_size_sd, p)
+    return _margin_decision(out, no_se, g - b, margin.where(has_b, 0.0), text)
 
 
 def rule_burden(obs: pd.DataFrame, p: EvidenceParams, rule: str) -> pd.DataFrame:
@@ -555,7 +625,7 @@ def rule_burden(obs: pd.DataFrame, p: EvidenceParams, rule: str) -> pd.DataFrame
     use_lim = d["bench_value"].isna() & lim.notna()
     d["bench_value"] = d["bench_value"].where(~use_lim, lim)
     d["bench_se"] = d["bench_se"].where(~use_lim, 0.0)
-    out = _bench_test(d, rule, bad, p.p_reference)
+    out = _bench_test(d, rule, bad, p.p_reference, *_pct_margin(p))
     label = "限值" if bad > 0 else "目标值"
     return out.assign(
         bench_label=out["bench_label"].where(~use_lim, f"配置{label}"),
@@ -564,8 +634,18 @@ def rule_burden(obs: pd.DataFrame, p: EvidenceParams, rule: str) -> pd.DataFrame
     )  # fmt: skip
 
 
+def _passes_false(x: pd.Series) -> pd.Series:
+    """``passes == False`` (a missing verdict is not a failure)."""
+    return x.astype("boolean").eq(False).fillna(False).astype(bool)
+
+
 def rule_resource(rb: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.DataFrame:
-    """RES: an indicator's 差异系数 above the stage threshold (≤ 0.50 / 0.45 passes)."""
+    """RES: an indicator's 差异系数 fails the stage standard (≤ 0.50 / 0.45 passes).
+
+    The verdict and the threshold are the indicators stage's (``resource_balance.passes`` and
+    ``.threshold``, from ``indicators.cv_thresholds``): one source for the regulation's numbers.
+    Fires on ``passes == False``; a missing 差异系数 (which fails there) gets the
+    ``title_missing`` title."""
     _require(rb, schemas.RESOURCE_BALANCE.names, "资源配置均衡表 resource_balance.parquet ")
     d = rb.assign(
         grade=pd.NA, subject="", group_var="stage", group_value=rb["stage"].astype(str),
@@ -573,13 +653,7 @@ def rule_resource(rb: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.Dat
     )  # fmt: skip
     d = _norm_keys(d)
     d = d[d["county_code"] != str(city_code)]
-    thr = d["group_value"].map(dict(p.res_cv_threshold)).astype(float)
-    unknown = d.loc[thr.isna(), "group_value"].unique()
-    if len(unknown):
-        raise EqmError(
-            f"资源配置均衡表含未配置差异系数标准的学段：{', '.join(map(str, unknown))}。",
-            hint="请在 params.yaml 的 evidence.res_cv_threshold 中补充。",
-        )
+    thr = pd.to_numeric(d["threshold"], errors="coerce").astype(float)
     out = d[["year", *KEYS]].assign(rule_id="RES", value=d["cv"].astype(float), se=np.nan)
     rec = d[["year", "county_code", "stage", "indicator", "county_value", "cv", "threshold",
              "passes", "n_schools"]]  # fmt: skip
@@ -587,15 +661,20 @@ def rule_resource(rb: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.Dat
     excess = d["cv"] - thr
     return out.assign(
         benchmark=thr, bench_label="差异系数标准", gap=excess, z=np.nan, p_value=np.nan,
-        by_threshold=True, fires_threshold=d["cv"] > thr, extra_ok=True,
+        by_threshold=True, fires_threshold=_passes_false(d["passes"]), extra_ok=True,
         severity=np.where(excess >= p.severity.res_cv_excess_high, "高", "中"),
         bench_rows=[[] for _ in range(len(d))], note="学校办学条件统计（全县普查数据，无抽样误差）",
-        threshold=thr, school_name="",
+        threshold=thr, school_name="", own_se=np.nan, margin=np.nan,
+        data_missing=d["cv"].isna().to_numpy(),
     )  # fmt: skip
 
 
 def rule_school(sc: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.DataFrame:
-    """SCHOOL: fewer than ``school_min_met`` of 7 met, or an unmet one below ``school_min_ratio``."""
+    """SCHOOL: a school failing the 6-of-7 + 85% rule, as judged by the indicators stage
+    (``school_compliance.passes``, from ``indicators.school_min_met`` / ``school_min_ratio_unmet``).
+
+    Fires on ``passes == False``. A failing school with a missing quantity (any of L1–L7 NaN:
+    indicators fails it because it cannot be judged) gets the ``title_missing`` title."""
     cols = ["year", "county_code", "school_id", "stage", *RESOURCE_INDICATORS, "n_met",
             "min_ratio_unmet", "passes"]  # fmt: skip
     _require(sc, cols, "学校资源配置达标表 school_compliance.parquet ")
@@ -607,17 +686,20 @@ def rule_school(sc: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.DataF
     )  # fmt: skip
     d = _norm_keys(d)
     d = d[d["county_code"] != str(city_code)]
-    fails = (d["n_met"] < p.school_min_met) | (d["min_ratio_unmet"] < p.school_min_ratio)
+    fails = _passes_false(d["passes"])
     out = d[["year", *KEYS]].assign(rule_id="SCHOOL", value=d["n_met"].astype(float), se=np.nan)
     rec = d[[*cols[:3], "school_name", *cols[3:]]]
     out["rows"] = _records(rec, list(rec.columns))
+    incomplete = d[list(RESOURCE_INDICATORS)].isna().any(axis=1)
+    note = "学校办学条件统计（普查数据，按学校编号排列，不排名）"
     return out.assign(
-        benchmark=float(p.school_min_met), bench_label="达标项数要求",
-        gap=d["n_met"] - p.school_min_met, z=np.nan, p_value=np.nan, by_threshold=True,
+        benchmark=np.nan, bench_label="", gap=np.nan, z=np.nan, p_value=np.nan, by_threshold=True,
         fires_threshold=fails, extra_ok=True,
         severity=np.where(d["n_met"] <= p.severity.school_n_met_high, "高", "中"),
-        bench_rows=[[] for _ in range(len(d))], note="学校办学条件统计（普查数据，按学校编号排列，不排名）",
-        threshold=p.school_min_ratio, school_name=d["school_name"],
+        bench_rows=[[] for _ in range(len(d))],
+        note=np.where(incomplete, note + "；有资源配置指标数据缺失，无法判定是否达标", note),
+        threshold=np.nan, school_name=d["school_name"], own_se=np.nan, margin=np.nan,
+        data_missing=incomplete.to_numpy(),
     )  # fmt: skip
 
 
@@ -644,8 +726,9 @@ def candidates(
     if c.empty:
         return pd.DataFrame(columns=[*CAND_COLS, "q_value", "fires"])
     c["grade"] = c["grade"].astype("Int64")
-    for col in ("value", "benchmark", "gap", "se", "z", "p_value", "threshold"):
+    for col in ("value", "benchmark", "gap", "se", "z", "p_value", "threshold", "own_se", "margin"):
         c[col] = c[col].astype(float)
+    c["data_missing"] = c["data_missing"].fillna(False).astype(bool)
     c["q_value"] = c.groupby("year")["p_value"].transform(lambda s: bh_qvalues(s.to_numpy()))
     sig = (c["q_value"] < params.alpha) & c["extra_ok"].astype(bool)
     c["fires"] = np.where(c["by_threshold"].astype(bool), c["fires_threshold"].astype(bool), sig)
@@ -730,6 +813,16 @@ def render_titles(c: pd.DataFrame, params: EvidenceParams, county_names: Mapping
         if rule == "GAP":
             word = "大于"
         comparison = f"显著{word}{r['bench_label']}（{_fmt(r['benchmark'], nd)}{unit}）"
+        margin = r.get("margin")
+        if margin is not None and pd.notna(margin):  # no SE: decided by a margin, not a test
+            comparison = f"{word}{r['bench_label']}（{_fmt(r['benchmark'], nd)}{unit}）"
+            if margin > 0:
+                m_unit = "个百分点" if pct else "分"
+                comparison += (
+                    f"，差距达到判定差值{_fmt(margin, nd)}{m_unit}（官方报告未给出标准误）"
+                )
+            else:
+                comparison += "（官方报告未给出标准误）"
         stage = ""
         if rule == "RES":
             stage = schemas.STAGE_LABELS.get(r["group_value"], r["group_value"])
@@ -756,7 +849,9 @@ def render_titles(c: pd.DataFrame, params: EvidenceParams, county_names: Mapping
             "threshold": _fmt(r["threshold"], 2 if rule != "SCHOOL" else 2),
             "comparison": comparison,
         }
-        titles.append(params.rules[rule].title.format_map(fields))
+        spec = params.rules[rule]
+        title = spec.title_missing if r.get("data_missing") and spec.title_missing else spec.title
+        titles.append(title.format_map(fields))
     return titles
 
 
@@ -828,8 +923,8 @@ def compare_previous(
         pp = pp[~dup]
     cur = cand.reset_index(names="cand_idx").rename(columns={"year": "round_year"})
     m = pp.merge(
-        cur[["round_year", *KEYS, "cand_idx", "value", "se", "fires"]].rename(
-            columns={"value": "now_value", "se": "now_se"}
+        cur[["round_year", *KEYS, "cand_idx", "value", "own_se", "fires"]].rename(
+            columns={"value": "now_value", "own_se": "now_se"}
         ),
         on=["round_year", *KEYS],
         how="left",
@@ -1230,7 +1325,8 @@ def evidence_workbooks(
         ws.write_string(len(rows) + 2, 0, "说明：", top)
         ws.write_string(
             len(rows) + 2, 1,
-            f"显著性：BH 校正后 q < {params.alpha:g} 判定；资源配置类问题依据普查数据按标准判定。"
+            f"显著性：BH 校正后 q < {params.alpha:g} 判定；官方报告未给出标准误的数值按差值是否超过"
+            f"判定差值判定（不作检验）；资源配置类问题依据普查数据按标准判定。"
             f"学校名单按学校编号排列，不作排名。责任单位与整改时限为建议，请在整改方案中确认。",
             top,
         )  # fmt: skip

@@ -68,17 +68,22 @@ def frame(rows, table) -> pd.DataFrame:
 
 
 def rb(**kw) -> dict:
+    """A resource_balance row; ``passes`` defaults to the indicators stage's verdict cv <= threshold."""
     d = dict(year=2022, county_code="450107", stage="primary", indicator="L1", county_value=4.0,
-             cv=0.3, threshold=0.5, passes=True, n_schools=12)  # fmt: skip
+             cv=0.3, threshold=0.5, n_schools=12)  # fmt: skip
     d.update(kw)
+    d.setdefault("passes", bool(d["cv"] <= d["threshold"]))
     return d
 
 
 def school(**kw) -> dict:
     d = dict(year=2022, county_code="450107", school_id="S01", school_name="第一小学",
              stage="primary", **{f"L{i}": 1.0 for i in range(1, 8)}, n_met=7,
-             min_ratio_unmet=np.nan, passes=True)  # fmt: skip
+             min_ratio_unmet=np.nan)  # fmt: skip
     d.update(kw)
+    # default verdict as the indicators stage computes it: >= 6 of 7 met, every unmet one >= 85%
+    r = d["min_ratio_unmet"]
+    d.setdefault("passes", bool(d["n_met"] >= 6 and (pd.isna(r) or r >= 0.85)))
     return d
 
 
@@ -353,7 +358,11 @@ def test_sleep_problem_gets_homework_cause_hint():
      ("junior", 0.45, False)],
 )  # fmt: skip
 def test_resource_cv(stage, cv, fires):
-    out = problems(rb_rows=[rb(stage=stage, indicator="L5", cv=cv)])
+    # rows as the indicators stage writes them: passes = cv <= threshold (教督〔2017〕6号)
+    thr = {"primary": 0.50, "junior": 0.45}[stage]
+    out = problems(
+        rb_rows=[rb(stage=stage, indicator="L5", cv=cv, threshold=thr, passes=cv <= thr)]
+    )
     f = fired(out, "RES")
     assert len(f) == int(fires)
     if fires:
@@ -366,7 +375,9 @@ def test_resource_cv(stage, cv, fires):
     [(7, np.nan, False), (6, 0.85, False), (6, 0.8499, True), (5, 0.95, True)],
 )
 def test_school_rule(n_met, ratio, fires):
-    out = problems(sc_rows=[school(n_met=n_met, min_ratio_unmet=ratio)])
+    # passes as the indicators stage computes it: >= 6 of 7 met and every unmet one >= 85%
+    passes = n_met >= 6 and (np.isnan(ratio) or ratio >= 0.85)
+    out = problems(sc_rows=[school(n_met=n_met, min_ratio_unmet=ratio, passes=passes)])
     f = fired(out, "SCHOOL")
     assert len(f) == int(fires)
     if fires:
@@ -542,7 +553,8 @@ def test_previous_gap_compared_in_absolute_value_and_linking_error():
 
 def test_previous_census_problems():
     out = problems(
-        rb_rows=[rb(cv=0.6), rb(indicator="L2", cv=0.4), rb(indicator="L3", cv=0.555)],
+        rb_rows=[rb(cv=0.6, passes=False), rb(indicator="L2", cv=0.4),
+                 rb(indicator="L3", cv=0.555, passes=False)],
         sc_rows=[school(n_met=7)],
         prev_rows=[
             prev(problem_id="R1", rule_id="RES", grade=None, subject="", indicator="L1",
@@ -578,9 +590,13 @@ def test_missing_indicator_column_is_a_clear_error():
         )  # fmt: skip
 
 
-def test_unknown_stage_threshold_is_a_clear_error():
-    with pytest.raises(EqmError, match="学段"):
-        problems(rb_rows=[rb(stage="senior")])
+def test_resource_table_without_verdict_is_a_clear_error():
+    bad = frame([rb()], schemas.RESOURCE_BALANCE).drop(columns=["passes"])
+    with pytest.raises(EqmError, match="缺少列：passes"):
+        build_problems(
+            frame([], schemas.INDICATORS), bad, frame([], schemas.SCHOOL_COMPLIANCE),
+            frame([], schemas.COUNTY_REPORTS), pd.DataFrame(), PARAMS, NAMES, CITY,
+        )  # fmt: skip
 
 
 def test_params_reject_unknown_rule():
