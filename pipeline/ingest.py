@@ -316,10 +316,15 @@ def as_text(s: pd.Series) -> pd.Series:
     return _map_unique(s, _cell_text)
 
 
+def _nfkc(text: pd.Series) -> pd.Series:
+    """NFKC per distinct value: full-width digits, points, commas and minus (２６．５) → ASCII."""
+    return _map_unique(text, lambda u: unicodedata.normalize("NFKC", u))
+
+
 def _to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64"), np.zeros(len(raw), dtype=bool)
-    text = as_text(raw)
+    text = _nfkc(as_text(raw))
     cleaned = text.str.replace(",", "", regex=False).str.replace("，", "", regex=False)
     num = pd.to_numeric(cleaned, errors="coerce").astype("float64")
     num = num.where(np.isfinite(num))
@@ -327,14 +332,45 @@ def _to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return num, fail
 
 
-def _to_year(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    text = as_text(raw)
+# Excel's day 0 (serials count days from here; the 1900 leap-year bug only affects serials < 61)
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+# an Excel serial in this range shown with a date format is a year typed into a date-formatted cell
+_SERIAL_YEARS = (2015, 2100)
+
+
+def _date_year(u: Any) -> float:
+    """A date-typed year cell → the year it stands for (NaN when it cannot be told).
+
+    1 January of a year → that year (a year entered as a date); a date whose Excel serial number is
+    in 2015–2100 (i.e. in mid-1905) → the serial (a year typed into a cell formatted as a date).
+    """
+    if not isinstance(u, dt.date) or pd.isna(u):
+        return math.nan
+    d = u if isinstance(u, dt.datetime) else dt.datetime(u.year, u.month, u.day)
+    if d.month == 1 and d.day == 1 and d.time() == dt.time(0):
+        return float(d.year)
+    serial = (d.replace(tzinfo=None) - _EXCEL_EPOCH).total_seconds() / 86400
+    if serial == int(serial) and _SERIAL_YEARS[0] <= serial <= _SERIAL_YEARS[1]:
+        return float(serial)
+    return math.nan
+
+
+def _to_year(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Year cells → float years, the failure mask, and the mask of failures that are date cells."""
+    text = _nfkc(as_text(raw))
     cleaned = text.str.replace(r"(年度|年)$", "", regex=True)
     num = pd.to_numeric(cleaned, errors="coerce").astype("float64")
+    is_date = np.zeros(len(raw), dtype=bool)
+    if raw.dtype == object or pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        is_date = raw.map(lambda u: isinstance(u, dt.date) and not pd.isna(u)).to_numpy(bool)
+        if is_date.any():
+            from_date = _map_unique(raw[is_date], _date_year).astype("float64")
+            num = num.copy()
+            num[is_date] = from_date.to_numpy()
     ok = np.isfinite(num) & (num == np.round(num))
     num = num.where(ok)
     fail = text.notna().to_numpy() & num.isna().to_numpy()
-    return num, fail
+    return num, fail, fail & is_date
 
 
 def _to_code(raw: pd.Series, lookup: Mapping[str, Any]) -> tuple[pd.Series, np.ndarray]:
@@ -519,6 +555,58 @@ def _unique_headers(cells: list[Any]) -> list[str]:
     return out
 
 
+def _drop_duplicate_headers(
+    frame: pd.DataFrame,
+    cells: list[Any],
+    numbers: np.ndarray,
+    source: str,
+    fmt: str,
+    table: str,
+    lookups: Lookups,
+    hint: FileHint,
+) -> pd.DataFrame:
+    """A known header given twice: drop the later copy when it repeats the first (or is empty).
+
+    Copies that differ anywhere are an error naming both positions (Excel letters for xlsx,
+    1-based column numbers for csv), since either could be the right one.
+    """
+    names = _unique_headers(cells)
+    first: dict[str, int] = {}
+    drop = []
+    for j, name in enumerate(names):
+        base = _cell_text(cells[j]) if j < len(cells) else None
+        if base is None or name == base:
+            first.setdefault(name, j)
+            continue
+        if name not in frame.columns or base not in frame.columns:
+            continue
+        if header_target(table, base, lookups, hint.aliases) is None:
+            continue
+        a, b = as_text(frame[base]), as_text(frame[name])
+        differ = (b.notna() & (a.isna() | (a != b))).to_numpy(dtype=bool)
+        j0 = first[base]
+        if fmt == "xlsx":
+            from openpyxl.utils import get_column_letter
+
+            pos = f"第 {get_column_letter(j0 + 1)} 列和第 {get_column_letter(j + 1)} 列"
+        else:
+            pos = f"第 {j0 + 1} 列和第 {j + 1} 列"
+        if differ.any():
+            i = int(np.argmax(differ))
+            raise EqmError(
+                f"表头「{base}」出现了两次（{pos}），两列的内容不一致，例如第 {numbers[i]} 行："
+                f"「{a.iloc[i] or ''}」与「{b.iloc[i]}」。无法确定使用哪一列。",
+                file=source,
+                row=int(numbers[i]),
+                column=base,
+                hint="请核对这两列：删除错误或多余的一列；如果它们其实是不同的内容，请把其中一列改成"
+                "正确的列名后重新运行。",
+            )
+        log.info("%s：表头「%s」出现了两次（%s），内容相同，已忽略后一列。", source, base, pos)
+        drop.append(name)
+    return frame.drop(columns=drop) if drop else frame
+
+
 def _frame_from_rows(
     rows: list[tuple], header_idx: int, first_row_number: int
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -654,6 +742,10 @@ def read_csv(
         blank = body.apply(lambda c: as_text(c).isna()).all(axis=1).to_numpy()
         body = body.loc[~blank].reset_index(drop=True)
         numbers = numbers[~blank]
+    if len(frame):
+        body = _drop_duplicate_headers(
+            body, list(frame.iloc[0]), numbers, source, "csv", table, lookups, hint
+        )
     meta = {"format": "csv", "encoding": encoding, "header_row": idx + 1, "sheet": None}
     return RawFile(table, source, body, numbers, hint, meta)
 
@@ -729,6 +821,9 @@ def read_xlsx(
             hint=_SOURCES_HINT,
         )
     frame, numbers = _frame_from_rows(rows, idx, idx + 2)
+    frame = _drop_duplicate_headers(
+        frame, list(rows[idx]), numbers, source, "xlsx", table, lookups, hint
+    )
     meta = {"format": "xlsx", "encoding": None, "header_row": idx + 1, "sheet": sheet}
     return RawFile(table, source, frame, numbers, hint, meta)
 
@@ -1006,8 +1101,16 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
         h, scale = cols[c.name]
         s = raw_col(h)
         if c.name == "year":
-            val, bad = _to_year(s)
-            fails.add(bad, h, "ingest.bad_year", f"{c.label}{{}}不是四位年份", s)
+            val, bad, dated = _to_year(s)
+            fails.add(
+                dated,
+                h,
+                "ingest.bad_year",
+                f"{c.label}{{}}所在单元格被设置成了日期格式，无法看出年份；请在 Excel 中把该列单元格格式"
+                "改为「常规」或「数值」，再重新输入四位年份（如 2022）",
+                s,
+            )
+            fails.add(bad & ~dated, h, "ingest.bad_year", f"{c.label}{{}}不是四位年份", s)
         elif c.name == "grade":
             val, bad = _to_code(s, CODE_MAPS["grade"])
             fails.add(
@@ -1039,12 +1142,15 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
         val, bad = _to_number(raw_col(h))
         fails.add(bad, h, "ingest.not_a_number", f"{k}{{}}不是数字", raw_col(h))
         out[k] = val
+    # wide score cells: a bad cell sets aside that subject's score of the row, not the student row
     wide_vals: dict[tuple[str, str], pd.Series] = {}
-    for (subj, fld), h in wide.items():
+    cell_fails: dict[str, _Fails] = {}
+    for (subj, fld), h in sorted(wide.items()):
         s = raw_col(h)
+        sf = cell_fails.setdefault(subj, _Fails(n))
         if fld == "level":
             val, bad = _to_code(s, CODE_MAPS["level"])
-            fails.add(
+            sf.add(
                 bad,
                 h,
                 "ingest.unknown_code",
@@ -1053,7 +1159,7 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
             )
         else:
             val, bad = _to_number(s)
-            fails.add(bad, h, "ingest.not_a_number", f"{h}{{}}不是数字", s)
+            sf.add(bad, h, "ingest.not_a_number", f"{h}{{}}不是数字", s)
         wide_vals[(subj, fld)] = val
 
     # year from the file hint where the column is missing or empty
@@ -1083,7 +1189,8 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
         county_map = lookups.counties
 
         def resolve(u: str) -> str | None:
-            if re.fullmatch(r"\d{6}", u):
+            u = unicodedata.normalize("NFKC", u)
+            if re.fullmatch(r"[0-9]{6}", u):
                 return u
             return county_map.get(_norm_county(u))
 
@@ -1150,7 +1257,23 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
                 hint="这通常说明文件放错了文件夹、列对应错了或代码表不全：请核对该列；区县名称可在 params.yaml "
                 "的 monitoring.county_aliases 中补充，列名可在 data/raw/sources.yaml 的 aliases 中指定。",
             )
+    # a student row set aside anyway also reports its bad score cells; a kept row's bad score
+    # cells become quarantine records of their own (table scores) and that subject is not melted
+    cell_q = []
+    for subj, sf in sorted(cell_fails.items()):
+        both = bad & sf.bad
+        if both.any():
+            fails.message[both] = fails.message[both] + "；" + sf.message[both]
+        only = sf.bad & ~bad
+        if only.any():
+            heads = [h for (s_, _), h in sorted(wide.items()) if s_ == subj]
+            cell_q.append(_quarantine_cells(raw, only, sf, out, cols, heads))
+            for k in [k for k in wide_vals if k[0] == subj]:
+                wide_vals[k] = wide_vals[k].mask(only)
     quarantine = _quarantine_rows(raw, bad, fails, out, cols, wide, pvs)
+    cells_quarantined = sum(len(c) for c in cell_q)
+    if cell_q:
+        quarantine = pd.concat([quarantine, *cell_q], ignore_index=True)
 
     # --- canonical frame -----------------------------------------------------------------------
     keep = ~bad
@@ -1168,13 +1291,21 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
     if table == "schools":
         frame = split_schools(frame, params.split_weights)
 
+    # Counting (rows_read = rows_kept + rows_quarantined, and rows_quarantined = this file's
+    # quarantine records, which validate checks): a record is a data row of the file, or a wide
+    # score cell set aside on its own while its student row was kept. So rows_read = data_rows +
+    # score_cells_quarantined, rows_kept = data rows kept, rows_quarantined = data rows set aside +
+    # score_cells_quarantined. Files without wide scores: rows_read = data_rows.
     kept = int(keep.sum())
     manifest = dict(raw.meta)
     manifest.update(
         table=table,
-        rows_read=n,
+        rows_read=n + cells_quarantined,
         rows_kept=kept,
-        rows_quarantined=int(bad.sum()),
+        rows_quarantined=int(bad.sum()) + cells_quarantined,
+        data_rows=n,
+        data_rows_quarantined=int(bad.sum()),
+        score_cells_quarantined=cells_quarantined,
         rows_written=len(frame),
         columns={h: c for c, (h, _) in sorted(cols.items())},
         ignored_columns=unknown,
@@ -1218,6 +1349,36 @@ def _quarantine_rows(raw, bad, fails, out, cols, wide, pvs) -> pd.DataFrame:
             "column": fails.column[bad],
             "rule": fails.rule[bad],
             "message": fails.message[bad],
+            "raw_values": records,
+            "stage": "ingest",
+            "county_code": county.to_numpy(dtype=object),
+            "year": pd.array(year.to_numpy(dtype=float), dtype="Float64").astype("Int64"),
+        }
+    )
+
+
+def _quarantine_cells(raw, mask, sf, out, cols, heads) -> pd.DataFrame:
+    """Quarantine records for one subject's wide score cells of kept student rows (table scores)."""
+    m = int(mask.sum())
+    data = raw.data.reset_index(drop=True)
+    texts = {h: as_text(data.loc[mask, h]).tolist() for h in heads}
+    if "student_id" in cols:
+        texts[cols["student_id"][0]] = out["student_id"][mask].tolist()
+    keys = sorted(texts)
+    records = [
+        json.dumps({k: texts[k][i] for k in keys}, ensure_ascii=False, sort_keys=True)
+        for i in range(m)
+    ]
+    year = out["year"][mask] if "year" in out else pd.Series(np.nan, index=range(m))
+    county = out["county_code"][mask] if "county_code" in out else pd.Series([None] * m)
+    return pd.DataFrame(
+        {
+            "table": "scores",
+            "source_file": raw.source,
+            "source_row": np.asarray(raw.rows, dtype=np.int64)[mask],
+            "column": sf.column[mask],
+            "rule": sf.rule[mask],
+            "message": sf.message[mask] + "（该生其他数据已保留，仅该科成绩被隔离）",
             "raw_values": records,
             "stage": "ingest",
             "county_code": county.to_numpy(dtype=object),

@@ -278,13 +278,19 @@ def test_unparseable_values_are_quarantined(tmp_path):
         assert fragment in q.loc[row, "message"] and value in q.loc[row, "message"]
         raw_values = json.loads(q.loc[row, "raw_values"])
         assert raw_values[col] == value and raw_values["学生编号"] == h(f"Q{i}")
-        assert q.loc[row, "stage"] == "ingest" and q.loc[row, "table"] == "students"
+        # a bad wide score cell sets aside only that score; the student row is kept
+        table = "scores" if col == "数学水平" else "students"
+        assert q.loc[row, "stage"] == "ingest" and q.loc[row, "table"] == table
     assert q.loc[3, "county_code"] == "450107" and q.loc[3, "year"] == 2020
     m = res.manifest["files"]["students/s.csv"]
-    assert (m["rows_read"], m["rows_kept"], m["rows_quarantined"]) == (7, 1, 6)
-    assert res.tables["students"]["student_id"].tolist() == [h(RAW_IDS[0])]
-    # quarantined students' wide scores do not leak into the scores table
-    assert set(res.tables["scores"]["student_id"]) == {h(RAW_IDS[0])}
+    # hand count: 7 data rows, 5 set aside; 1 score cell set aside on its own → read 7 + 1
+    assert (m["rows_read"], m["rows_kept"], m["rows_quarantined"]) == (8, 2, 6)
+    assert (m["data_rows"], m["data_rows_quarantined"], m["score_cells_quarantined"]) == (7, 5, 1)
+    assert res.tables["students"]["student_id"].tolist() == [h(RAW_IDS[0]), h("Q4")]
+    # quarantined students' wide scores do not leak into the scores table; Q4 keeps 科学 only
+    sc = res.tables["scores"]
+    assert set(sc["student_id"]) == {h(RAW_IDS[0]), h("Q4")}
+    assert sc.loc[sc["student_id"] == h("Q4"), "subject"].tolist() == ["science"]
 
 
 def test_unknown_subject_in_long_scores_quarantined(tmp_path):
@@ -381,13 +387,23 @@ def test_property_rows_read_equals_kept_plus_quarantined(rows):
         assert exc.file == "students/p.csv" and "全部" in str(exc)
         return
     m = res.manifest["files"]["students/p.csv"]
-    assert m["rows_read"] == len(df) == m["rows_kept"] + m["rows_quarantined"]
+    assert m["rows_read"] == m["rows_kept"] + m["rows_quarantined"]
+    assert m["rows_read"] == len(df) + m["score_cells_quarantined"]
     assert len(res.tables["students"]) == m["rows_kept"]
-    assert len(res.quarantine) == m["rows_quarantined"]
+    assert len(res.quarantine) == m["rows_quarantined"]  # what validate reconciles per file
+    q = res.quarantine
+    row_q, cell_q = q[q["table"] == "students"], q[q["table"] == "scores"]
+    assert len(cell_q) == m["score_cells_quarantined"]
     kept_rows = set(res.tables["students"]["source_row"])
-    q_rows = set(res.quarantine["source_row"])
+    q_rows = set(row_q["source_row"])
     assert kept_rows.isdisjoint(q_rows) and kept_rows | q_rows == set(range(2, len(df) + 2))
+    assert set(cell_q["source_row"]) <= kept_rows  # score cells only of kept students
     assert set(res.tables["scores"]["source_row"]) <= kept_rows
+    # a set-aside score never reaches the scores table
+    sc = res.tables["scores"]
+    assert set(zip(cell_q["source_row"], ["math"] * len(cell_q), strict=True)).isdisjoint(
+        zip(sc["source_row"], sc["subject"], strict=True)
+    )
 
 
 def test_csv_trailing_commas_are_accepted(tmp_path):
