@@ -600,3 +600,25 @@ def test_summary_overview_cells_are_centred_and_headers_do_not_wrap(rendered):
     for county in COUNTIES:
         lines = "\n".join(rendered["pages"][county]).splitlines()
         assert any("全国中等及以上" in ln.replace(" ", "") for ln in lines), county
+
+
+def test_quarantine_rules_are_shown_in_chinese_not_as_ids():
+    from pipeline.report.views import data_quality
+
+    q = pd.DataFrame(
+        {
+            "table": ["scores", "students"],
+            "rule": ["duplicate_score;student_quarantined", "ingest.not_a_number"],
+            "message": ["m1", "m2"],
+            "year": [2022, 2022],
+            "county_code": ["450107", "450107"],
+        }
+    )
+    text = str(data_quality(q, {}, 2022, "450107")["table"])
+    # the catalogue in pipeline/schemas.py, one label per id, joined with '；'
+    assert (
+        "同一学生同一学科的成绩重复（所有重复行均已隔离）；这名学生的学生数据行已被隔离，其成绩一并隔离"
+        in text
+    )
+    assert "应为数字的单元格不是数字" in text
+    assert "duplicate_score" not in text and "ingest.not_a_number" not in text

@@ -1241,7 +1241,9 @@ def data_quality(
                 n=("rule", "size"), message=("message", "first")
             )
             for (table, rule), r in grouped.iterrows():
-                rows.append([TABLE_LABELS.get(table, table), rule, f"{int(r['n'])}", r["message"]])
+                rows.append([
+                    TABLE_LABELS.get(table, table), schemas.rule_label(rule), f"{int(r['n'])}", r["message"],
+                ])  # fmt: skip
         return {
             "table": _table(["数据表", "规则", "剔除行数", "示例说明"], rows),
             "note": scope_note,
