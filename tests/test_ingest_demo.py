@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pandas as pd
 import pytest
@@ -14,8 +13,6 @@ from typer.testing import CliRunner
 from pipeline import ingest
 from pipeline.cli import app
 from pipeline.config import make_context
-
-REPO_PIPELINE = ingest.Path(ingest.__file__).resolve().parent
 
 
 def test_cli_error_is_chinese_without_traceback(tmp_path, monkeypatch):
@@ -40,19 +37,14 @@ def test_cli_success(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (REPO_PIPELINE / "demo.py").is_file(), reason="pipeline/demo.py not present"
-)
 def test_demo_round_ingests(tmp_path, monkeypatch):
     monkeypatch.setenv("EQM_SALT", "demo-salt")
     root = make_root(tmp_path)
     runner = CliRunner()
     assert runner.invoke(app, ["demo-data", "--root", str(root), "--quiet"]).exit_code == 0
-    t0 = time.perf_counter()
+    # the "< 10 s" target is measured by benchmarks/bench_demo_round.py, not by a timed test
     result = runner.invoke(app, ["ingest", "--root", str(root), "--quiet"])
-    elapsed = time.perf_counter() - t0
     assert result.exit_code == 0, result.output
-    assert elapsed < 10  # issue 2: "ingest of the demo data takes under 10 s"
     manifest = json.loads(
         (root / "data/processed/ingest_manifest.json").read_text(encoding="utf-8")
     )
