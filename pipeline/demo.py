@@ -81,6 +81,11 @@ import yaml
 
 from pipeline.config import MonitoringParams, RunContext
 from pipeline.errors import EqmError
+from pipeline.indicators.params import (
+    DEFAULT_CV_THRESHOLDS,
+    DEFAULT_RESOURCE_THRESHOLDS,
+    RESOURCE_KEYS,
+)
 from pipeline.io import dump_json, outputs
 from pipeline.schemas import GRADE_LABELS, SUBJECT_LABELS, URBAN_RURAL_LABELS
 
@@ -116,13 +121,14 @@ class DemoParams:
 # The demo world's design: one profile per county (assigned to demo.counties in order, cyclically).
 # ------------------------------------------------------------------------------------------------
 
-# 优质均衡 resource standards (县域义务教育优质均衡发展督导评估办法, 2017): per stage, L1..L7.
+# 优质均衡 resource standards (县域义务教育优质均衡发展督导评估办法, 2017): per stage, L1..L7, as
+# declared once in pipeline/indicators/params.py.
+INDICATOR_IDS = RESOURCE_KEYS
 RESOURCE_THRESHOLDS = {
-    "primary": (4.2, 1.0, 0.9, 4.5, 7.5, 2000.0, 2.3),
-    "junior": (5.3, 1.0, 0.9, 5.8, 10.2, 2500.0, 2.4),
+    stage: tuple(float(t[k]) for k in RESOURCE_KEYS)
+    for stage, t in DEFAULT_RESOURCE_THRESHOLDS.items()
 }
-CV_LIMITS = {"primary": 0.50, "junior": 0.45}  # same 办法: each indicator's 差异系数
-INDICATOR_IDS = ("L1", "L2", "L3", "L4", "L5", "L6", "L7")
+CV_LIMITS = DEFAULT_CV_THRESHOLDS
 # canonical quantity per indicator, and students per unit (per 100 students or per student)
 QUANTITIES = (
     ("teachers_above_degree", 100.0),

@@ -254,19 +254,13 @@ RESOURCE_QUANTITIES = (
     "sports_area_m2", "equipment_value_yuan", "multimedia_classrooms",
 )  # fmt: skip
 
+# One estimate cell: the key shared by county reports (+ scope) and indicators (+ source).
+CELL_KEY = ("year", "county_code", "grade", "subject", "indicator", "group_var", "group_value")
+
 COUNTY_REPORTS = Table(
     name="county_reports",
     label="区县监测报告汇总数据",
-    key=(
-        "year",
-        "county_code",
-        "grade",
-        "subject",
-        "indicator",
-        "group_var",
-        "group_value",
-        "scope",
-    ),
+    key=(*CELL_KEY, "scope"),
     columns=(
         YEAR,
         COUNTY_CODE,
@@ -342,16 +336,7 @@ QUARANTINE = Table(
 INDICATORS = Table(
     name="indicators",
     label="监测指标",
-    key=(
-        "year",
-        "county_code",
-        "grade",
-        "subject",
-        "indicator",
-        "group_var",
-        "group_value",
-        "source",
-    ),
+    key=(*CELL_KEY, "source"),
     columns=(
         YEAR,
         _c("county_code", "str", "区县代码"),

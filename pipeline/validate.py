@@ -1079,8 +1079,7 @@ def _columns_label(table: str, columns) -> str:
     return "、".join(dict.fromkeys(_display(table, c) for c in names))
 
 
-def _rule_label(rule: str) -> str:
-    return "；".join(ROW_RULES.get(r, r) for r in str(rule).split(";"))
+_rule_label = schemas.rule_label
 
 
 def render_pages(

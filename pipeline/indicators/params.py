@@ -9,10 +9,11 @@ from typing import Literal
 RESOURCE_KEYS = ("L1", "L2", "L3", "L4", "L5", "L6", "L7")
 
 # 县域义务教育优质均衡发展督导评估办法 (教督〔2017〕6号), 资源配置 (7 indicators): primary / junior thresholds.
-_DEFAULT_THRESHOLDS = {
+DEFAULT_RESOURCE_THRESHOLDS = {
     "primary": {"L1": 4.2, "L2": 1.0, "L3": 0.9, "L4": 4.5, "L5": 7.5, "L6": 2000.0, "L7": 2.3},
     "junior": {"L1": 5.3, "L2": 1.0, "L3": 0.9, "L4": 5.8, "L5": 10.2, "L6": 2500.0, "L7": 2.4},
 }
+DEFAULT_CV_THRESHOLDS = {"primary": 0.50, "junior": 0.45}  # same 办法: each indicator's 差异系数
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,9 @@ class IndicatorsParams:
     sleep_min_hours: Mapping[int, float] = field(default_factory=lambda: {4: 10.0, 8: 9.0})
     fitness_pass_score: float = 60.0
     resource_thresholds: Mapping[str, Mapping[str, float]] = field(
-        default_factory=lambda: _DEFAULT_THRESHOLDS
+        default_factory=lambda: DEFAULT_RESOURCE_THRESHOLDS
     )
-    cv_thresholds: Mapping[str, float] = field(
-        default_factory=lambda: {"primary": 0.50, "junior": 0.45}
-    )
+    cv_thresholds: Mapping[str, float] = field(default_factory=lambda: DEFAULT_CV_THRESHOLDS)
     teaching_point_min_enrollment: float = 50.0
     school_min_met: int = 6
     school_min_ratio_unmet: float = 0.85
