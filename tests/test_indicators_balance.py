@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import f_oneway
 
-from pipeline.indicators.balance import anova_from_sums, icc_verdict, school_balance
+from pipeline.indicators.balance import (
+    anova_from_sums,
+    icc_interval,
+    icc_verdict,
+    school_balance,
+)
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.scores import Grouping, domain_estimates
 
@@ -40,7 +46,7 @@ def test_domain_md_example():
     # by hand: SSB = 13.5, SSW = 4, MSB = 13.5, MSW = 1, n0 = 3 -> ICC = 12.5/15.5 = 0.806452;
     # η² = 13.5/17.5 = 0.771429; school means 2 and 5, X̄ = 3.5, S = 1.5 -> CV = 0.428571
     sizes, rep = school_balance(*one_county([[1, 2, 3], [4, 5, 6]]), city_code="450100")
-    icc, eta, cv = rep.theta_c[0]
+    icc, eta, cv = rep.theta_c[0][:3]
     assert icc == pytest.approx(12.5 / 15.5, rel=1e-12)
     assert round(icc, 4) == 0.8065
     assert eta == pytest.approx(13.5 / 17.5, rel=1e-12)
@@ -54,7 +60,7 @@ def test_unequal_school_sizes_use_n0():
     # n0 = (5 - 13/5)/1 = 2.4 -> ICC = (14.7 - 0.8333)/(14.7 + 1.4·0.8333) = 0.873950;
     # η² = 14.7/17.2 = 0.854651. Using the mean school size (2.5) instead of n0 gives 0.8739… ≠.
     _, rep = school_balance(*one_county([[1, 2], [4, 5, 6]]), city_code="450100")
-    icc, eta, _ = rep.theta_c[0]
+    icc, eta, _ = rep.theta_c[0][:3]
     assert icc == pytest.approx((14.7 - 2.5 / 3) / (14.7 + 1.4 * 2.5 / 3), rel=1e-12)
     assert icc == pytest.approx(0.873950, abs=1e-6)
     assert eta == pytest.approx(14.7 / 17.2, rel=1e-12)
@@ -70,10 +76,15 @@ def test_jackknife_equals_brute_force_leave_one_school_out():
     _, rep = school_balance(*one_county(groups), city_code="450100")
     full = np.array(direct_anova(groups))
     loo = np.array([direct_anova(groups[:j] + groups[j + 1 :]) for j in range(6)])
-    np.testing.assert_allclose(rep.theta_c[0], full, rtol=1e-10)
-    np.testing.assert_allclose(rep.rep_c, loo, rtol=1e-9)
+    np.testing.assert_allclose(rep.theta_c[0][:3], full, rtol=1e-10)
+    np.testing.assert_allclose(rep.rep_c[:, :3], loo, rtol=1e-9)
+    # Fisher's z = ½·ln F, F from scipy's one-way ANOVA (independent of the sums-based code)
+    half_log_f = 0.5 * np.log(f_oneway(*groups).statistic)
+    loo_z = [0.5 * np.log(f_oneway(*(groups[:j] + groups[j + 1 :])).statistic) for j in range(6)]
+    assert rep.theta_c[0, 3] == pytest.approx(half_log_f, rel=1e-10)
+    np.testing.assert_allclose(rep.rep_c[:, 3], loo_z, rtol=1e-9)
     var_c, var_p = rep.variance()
-    np.testing.assert_allclose(var_c[0], 5 / 6 * ((loo - full) ** 2).sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(var_c[0, :3], 5 / 6 * ((loo - full) ** 2).sum(axis=0), rtol=1e-9)
     np.testing.assert_allclose(var_p, var_c[0], rtol=1e-9)  # one county: pooled = county
 
 
@@ -84,12 +95,14 @@ def test_pooled_icc_uses_all_schools_and_stratum_factors():
     c2, s2, y2 = one_county(g2, "450110")
     s2 = np.array([f"t{x}" for x in s2], dtype=object)
     _, rep = school_balance(np.r_[c1, c2], np.r_[s1, s2], np.r_[y1, y2], city_code="450100")
-    np.testing.assert_allclose(rep.theta_p, direct_anova(g1 + g2), rtol=1e-10)
+    np.testing.assert_allclose(rep.theta_p[:3], direct_anova(g1 + g2), rtol=1e-10)
     allg = g1 + g2
     loo = np.array([direct_anova(allg[:j] + allg[j + 1 :]) for j in range(7)])
     f = np.array([2 / 3] * 3 + [3 / 4] * 4)[:, None]
     _, var_p = rep.variance()
-    np.testing.assert_allclose(var_p, (f * (loo - direct_anova(allg)) ** 2).sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(
+        var_p[:3], (f * (loo - direct_anova(allg)) ** 2).sum(axis=0), rtol=1e-9
+    )
 
 
 def test_shift_invariance_and_large_scores():
@@ -100,7 +113,7 @@ def test_shift_invariance_and_large_scores():
 
 
 def test_degenerate_inputs_give_nan_not_errors():
-    icc, eta, _ = anova_from_sums(
+    icc, eta, *_ = anova_from_sums(
         *(np.array([3.0]),) * 3, np.array([3.0]), np.array([9.0]), np.array([1.0]), 0.0
     )
     assert np.isnan(icc) and np.isnan(eta)  # one school: no between-school variance defined
@@ -125,7 +138,10 @@ def _simulate(seed: int, n_h: int = 20, m: int = 20, tau: float = 30.0, sigma: f
 
 
 def test_ci_coverage_over_seeds():
-    """95% CIs of the mean (per county and pooled) and of the pooled ICC cover the truth ~95%."""
+    """95% CIs of the mean (per county and pooled) and of the pooled ICC cover the truth ~95%.
+
+    The ICC interval here is the stage's (Fisher z, t with df = 60 schools − 3 strata = 57); the
+    truth is the generator's superpopulation τ²/(τ² + σ²), with fresh school effects per seed."""
     truth_icc = 30.0**2 / (30.0**2 + 90.0**2)  # 0.1 (generator's τ², σ²)
     params = IndicatorsParams()
     hits_mean, hits_icc, n_rep = [], [], 150
@@ -136,9 +152,12 @@ def test_ci_coverage_over_seeds():
             county, school, w, y[None, :, None], ("mean_score",), g, (), "450100", params
         )
         hits_mean.extend(np.abs(est["estimate"] - 500.0) <= 1.96 * est["se"])
-        _, rep = school_balance(county, school, y, "450100")
+        sizes, rep = school_balance(county, school, y, "450100")
         _, var_p = rep.variance()
-        hits_icc.append(abs(rep.theta_p[0] - truth_icc) <= 1.96 * np.sqrt(var_p[0]))
+        lo, hi = icc_interval(
+            rep.theta_p[3], np.sqrt(var_p[3]), rep.theta_p[4], sizes["df"].iloc[-1], 1.96
+        )
+        hits_icc.append(lo <= truth_icc <= hi)
     cover_mean, cover_icc = np.mean(hits_mean), np.mean(hits_icc)
     # binomial SD at 0.95: ~0.009 (600 intervals) and ~0.018 (150): ±3 SD windows
     assert 0.91 <= cover_mean <= 0.98, cover_mean
@@ -171,3 +190,97 @@ def test_balance_rows_in_stage_output_are_labelled():
     assert icc.set_index("county_code").loc["450107", "estimate"] == pytest.approx(
         direct_anova(groups)[0], rel=1e-10
     )
+
+
+# --- the ICC's confidence interval (indicators.icc_ci = fisher_z) -------------------------------
+
+# Four schools of unequal size; expected values from R 4.x (Debian r-base-core), written without
+# any of this code: anova(lm(y ~ school)) for MSB, MSW and F, n0 = (N − Σn²/N)/(k − 1), the
+# leave-one-school-out ½·log F refitted with lm() per school, se = sqrt((k−1)/k·Σ(z_j − z)²),
+# q = qt(pnorm(1.96), k − 1), bounds 1 − n0/(exp(2(z ∓ q·se)) + n0 − 1):
+# n0 3.688888888889, ICC 0.617315573770, z 0.969415236734, se 0.527637148872,
+# q 3.182555972644, CI [-0.258709954251, 0.981781961824].
+R_GROUPS = [[1, 2, 3, 4], [4, 5, 6], [2, 3, 3, 5, 6], [6, 7, 8]]
+R_CI = (-0.258709954251, 0.981781961824)
+
+
+def test_icc_interval_hand_example():
+    # R: q7 <- qt(pnorm(1.96), 7); z <- 0.5*log(4); 1 - 10/(exp(2*(z -/+ q7*0.2)) + 9)
+    # -> q7 = 2.364681491594, [0.052434685852, 0.481871662160]; the point: (4 − 1)/(4 + 9) = 0.2308
+    lo, hi = icc_interval(np.array([0.5 * np.log(4.0)]), np.array([0.2]), np.array([10.0]),
+                          np.array([7]), 1.96)  # fmt: skip
+    np.testing.assert_allclose([lo[0], hi[0]], [0.052434685852, 0.481871662160], rtol=1e-10)
+    # asymmetric around the estimate 3/13, unlike estimate ± 1.96·se
+    assert hi[0] - 3 / 13 > 3 / 13 - lo[0]
+
+
+def test_icc_interval_matches_r_on_four_schools():
+    sizes, rep = school_balance(*one_county(R_GROUPS), city_code="450100")
+    var_c, _ = rep.variance()
+    assert rep.theta_c[0, 0] == pytest.approx(0.617315573770, rel=1e-10)
+    assert rep.theta_c[0, 3] == pytest.approx(0.969415236734, rel=1e-10)
+    assert rep.theta_c[0, 4] == pytest.approx(3.688888888889, rel=1e-10)
+    assert np.sqrt(var_c[0, 3]) == pytest.approx(0.527637148872, rel=1e-10)
+    assert sizes["df"].tolist() == [3, 3]  # county: 4 schools − 1; pooled over one county: same
+    lo, hi = icc_interval(rep.theta_c[:, 3], np.sqrt(var_c[:, 3]), rep.theta_c[:, 4],
+                          sizes["df"].to_numpy()[:1], 1.96)  # fmt: skip
+    np.testing.assert_allclose([lo[0], hi[0]], R_CI, rtol=1e-9)
+
+
+def _stage_icc(groups, **params):
+    from pipeline.config import MonitoringParams, Scale
+    from pipeline.indicators import compute
+
+    county, school, y = one_county(groups)
+    ids = [f"x{i}" for i in range(len(y))]
+    students = pd.DataFrame({"year": 2022, "student_id": ids, "county_code": county, "school_id": school,
+                             "grade": 4, "weight": 1.0})  # fmt: skip
+    scores = pd.DataFrame({"year": 2022, "student_id": ids, "subject": "math", "scale_score": y})
+    schools = pd.DataFrame(
+        {c: [] for c in ("year", "county_code", "school_id", "stage", "enrollment")}
+    )
+    mon = MonitoringParams({}, {}, "450100", "南宁市", {}, Scale((380, 480, 580), (100, 900)))
+    ind = compute(students, scores, schools, None, mon, IndicatorsParams(**params))[0]
+    return ind.loc[ind["indicator"] == "school_difference_rate"].set_index("county_code")
+
+
+def test_stage_writes_the_fisher_z_interval():
+    row = _stage_icc(R_GROUPS).loc["450107"]
+    np.testing.assert_allclose([row["ci_low"], row["ci_high"]], R_CI, rtol=1e-9)
+    # se stays the jackknife SE of the ICC itself (brute force over the four schools)
+    loo = [direct_anova(R_GROUPS[:j] + R_GROUPS[j + 1 :])[0] for j in range(4)]
+    icc = direct_anova(R_GROUPS)[0]
+    assert row["se"] == pytest.approx(np.sqrt(3 / 4 * sum((v - icc) ** 2 for v in loo)), rel=1e-9)
+    assert "Fisher's z" in row["method"] and "t(df = schools - strata)" in row["method"]
+    # icc_ci = wald: the symmetric interval estimate ± 1.96·se (the jackknife SE of the ICC)
+    wald = _stage_icc(R_GROUPS, icc_ci="wald").loc["450107"]
+    assert wald["estimate"] == row["estimate"] and wald["se"] == row["se"]
+    np.testing.assert_allclose(
+        [wald["ci_low"], wald["ci_high"]],
+        [row["estimate"] - 1.96 * row["se"], row["estimate"] + 1.96 * row["se"]],
+        rtol=1e-12,
+    )
+
+
+def test_icc_interval_contains_estimate_and_stays_in_range():
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        k = int(rng.integers(3, 12))
+        groups = [list(rng.normal(rng.normal(0, rng.uniform(0, 2)), 1, int(rng.integers(2, 20))))
+                  for _ in range(k)]  # fmt: skip
+        sizes, rep = school_balance(*one_county(groups), city_code="450100")
+        var_c, _ = rep.variance()
+        icc, n0 = rep.theta_c[0, 0], rep.theta_c[0, 4]
+        lo, hi = icc_interval(rep.theta_c[:, 3], np.sqrt(var_c[:, 3]), rep.theta_c[:, 4],
+                              sizes["df"].to_numpy()[:1], 1.96)  # fmt: skip
+        assert -1 / (n0 - 1) <= lo[0] <= icc <= hi[0] <= 1, (lo, icc, hi)
+
+
+def test_icc_interval_undefined_when_f_is_zero():
+    # equal school means: MSB = 0, F = 0, ½·ln F = −inf -> no interval (verdict 'unsure')
+    sizes, rep = school_balance(*one_county([[1, 3], [2, 2], [0, 4]]), city_code="450100")
+    var_c, _ = rep.variance()
+    lo, hi = icc_interval(rep.theta_c[:, 3], np.sqrt(var_c[:, 3]), rep.theta_c[:, 4],
+                          sizes["df"].to_numpy()[:1], 1.96)  # fmt: skip
+    assert np.isnan(lo[0]) and np.isnan(hi[0])
+    assert icc_verdict(lo, hi).tolist() == ["unsure"]

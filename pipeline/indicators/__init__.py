@@ -22,8 +22,10 @@ Conventions of ``indicators.parquet`` that the evidence and report stages rely o
 * ``sd_score`` is the weighted population SD of the score (per domain; evidence uses it for effect
   sizes). Percentages are 0–100. ``achievement_level`` is coded 1 = Ⅰ … 4 = Ⅳ, ``se`` NaN, and its CI
   bounds are the levels of the underlying estimate's CI bounds.
-* ``ci_low/ci_high = estimate ± ci_z·se`` (normal) for means, SDs, gaps and 校际差异率; for
-  percentages (``pct_*``) the logit-scale interval of :func:`pipeline.indicators.scores.add_ci`. A gap's two-sided p-value is
+* ``ci_low/ci_high = estimate ± ci_z·se`` (normal) for means, SDs, gaps, η² and the CV; for
+  percentages (``pct_*``) the logit-scale interval of :func:`pipeline.indicators.scores.add_ci`;
+  for 校际差异率 the Fisher-z interval of :func:`pipeline.indicators.balance.icc_interval`
+  (asymmetric, t with the design df; ``indicators.icc_ci``). A gap's two-sided p-value is
   ``2·Φ(−|estimate/se|)`` (:func:`pipeline.indicators.survey.normal_p_value`); the 校际差异率
   verdict (below 0.15 with confidence / above with confidence / unsure) is
   :func:`pipeline.indicators.balance.icc_verdict` of ``ci_low, ci_high`` — neither is a column,

@@ -26,6 +26,7 @@ class IndicatorsParams:
     suppress_min_schools: int = 3
     icc_method: Literal["anova_icc1"] = "anova_icc1"
     icc_threshold: float = 0.15
+    icc_ci: Literal["fisher_z", "wald"] = "fisher_z"
     achievement_rule: Literal["mean_vs_cuts", "share_good_or_above"] = "mean_vs_cuts"
     achievement_share_pct: float = 50.0
     homework_limit_minutes: Mapping[int, float] = field(default_factory=lambda: {4: 60.0, 8: 90.0})
@@ -51,6 +52,8 @@ class IndicatorsParams:
 
         if not self.ci_z > 0:
             raise bad("ci_z", "应为正数")
+        if self.icc_ci not in ("fisher_z", "wald"):
+            raise bad("icc_ci", "应为 fisher_z 或 wald")
         if self.suppress_min_students < 1 or self.suppress_min_schools < 1:
             raise bad("suppress_min_students / suppress_min_schools", "应为正整数")
         if not 0 < self.achievement_share_pct <= 100:
