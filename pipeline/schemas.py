@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 DType = Literal["int", "float", "str", "bool", "category"]
 
 
@@ -368,6 +370,20 @@ INDICATOR_LABELS = {
     "pct_fitness_pass": "体质健康达标比例", "mean_homework_minutes": "平均每天书面作业时间（分钟）",
     "mean_sleep_hours": "平均每天睡眠时间（小时）", "sd_score": "成绩标准差",
 }  # fmt: skip
+
+
+def icc_verdict(ci_low, ci_high, threshold: float = 0.15) -> np.ndarray:
+    """'below' (ci_high < threshold), 'above' (ci_low >= threshold) or 'unsure' (else / NaN).
+
+    The verdict on a ``school_difference_rate`` row's interval, declared here because the
+    indicators stage (summary counts) and the report (balance table) both use it. The 优质均衡
+    requirement is 校际差异率 strictly below 0.15; 'below' means it is met with 95% confidence,
+    'above' that it is missed with confidence.
+    """
+    lo = np.asarray(ci_low, dtype=float)
+    hi = np.asarray(ci_high, dtype=float)
+    return np.where(hi < threshold, "below", np.where(lo >= threshold, "above", "unsure"))
+
 
 RESOURCE_BALANCE = Table(
     name="resource_balance",

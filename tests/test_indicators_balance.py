@@ -10,11 +10,11 @@ from scipy.stats import f_oneway
 from pipeline.indicators.balance import (
     anova_from_sums,
     icc_interval,
-    icc_verdict,
     school_balance,
 )
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.scores import Grouping, domain_estimates
+from pipeline.schemas import icc_verdict
 
 
 def one_county(groups: list[list[float]], county: str = "450107"):

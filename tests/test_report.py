@@ -622,3 +622,31 @@ def test_quarantine_rules_are_shown_in_chinese_not_as_ids():
     )
     assert "应为数字的单元格不是数字" in text
     assert "duplicate_score" not in text and "ingest.not_a_number" not in text
+
+
+@pytest.mark.parametrize(
+    ("row", "state", "text"),
+    [
+        # verdicts by hand from the definitions: ci_high < 0.15 below, ci_low >= 0.15 above
+        ({"estimate": 0.10, "ci_low": 0.05, "ci_high": 0.14}, "pass",
+         "是（< 0.15；置信区间整体低于 0.15）"),
+        ({"estimate": 0.10, "ci_low": 0.05, "ci_high": 0.30}, "pass",
+         "是（< 0.15；置信区间含 0.15，尚难定论）"),
+        ({"estimate": 0.30, "ci_low": 0.15, "ci_high": 0.50}, "fail",
+         "否（≥ 0.15；置信区间整体高于 0.15）"),
+        ({"estimate": 0.30, "ci_low": 0.02, "ci_high": 0.60}, "fail",
+         "否（≥ 0.15；置信区间含 0.15，尚难定论）"),
+        # an official value printed without SE has no interval: the value alone
+        ({"estimate": 0.30, "ci_low": float("nan"), "ci_high": float("nan")}, "fail",
+         "否（≥ 0.15）"),
+        ({"estimate": 0.30, "ci_low": 0.2, "ci_high": 0.4, "suppressed": True}, "na", "无法判定"),
+    ],
+)  # fmt: skip
+def test_sdr_verdict_text_says_what_the_interval_says(row, state, text):
+    got = views._quality_sdr_light(row, _Rules())  # only quality_sdr_max is read
+    assert (got["state"], got["text"]) == (state, text)
+
+
+@dataclasses.dataclass
+class _Rules:
+    quality_sdr_max: float = 0.15

@@ -28,7 +28,7 @@ Conventions of ``indicators.parquet`` that the evidence and report stages rely o
   (asymmetric, t with the design df; ``indicators.icc_ci``). A gap's two-sided p-value is
   ``2·Φ(−|estimate/se|)`` (:func:`pipeline.indicators.survey.normal_p_value`); the 校际差异率
   verdict (below 0.15 with confidence / above with confidence / unsure) is
-  :func:`pipeline.indicators.balance.icc_verdict` of ``ci_low, ci_high`` — neither is a column,
+  :func:`pipeline.schemas.icc_verdict` of ``ci_low, ci_high`` — neither is a column,
   the contract's columns are fixed.
 * ``method`` names the estimator (e.g. ``JKn jackknife ...; weighted mean``, ``ICC(1) one-way
   ANOVA (unweighted) ...``, ``eta squared ...``, ``student-weighted CV of school means ...``).
@@ -48,7 +48,7 @@ import pandas as pd
 from pipeline import schemas
 from pipeline.config import MonitoringParams, RunContext
 from pipeline.errors import EqmError
-from pipeline.indicators.balance import balance_estimates, icc_verdict
+from pipeline.indicators.balance import balance_estimates
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.resources import resource_balance, school_compliance
 from pipeline.indicators.scores import (
@@ -221,7 +221,7 @@ def make_summary(
         & (ind["source"] == "computed")
         & (ind["county_code"] != monitoring.city_code)
     ]
-    verdict = pd.Series(icc_verdict(icc["ci_low"], icc["ci_high"], params.icc_threshold))
+    verdict = pd.Series(schemas.icc_verdict(icc["ci_low"], icc["ci_high"], params.icc_threshold))
     return {
         "indicator_rows": len(ind),
         "indicator_rows_computed": int((ind["source"] == "computed").sum()),

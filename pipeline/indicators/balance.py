@@ -40,8 +40,8 @@ When F is 0 or infinite (all school means equal; no within-school spread) z is u
 interval is NaN. η² and the CV keep the Wald interval ``estimate ± ci_z·se``.
 
 Verdict against the 优质均衡 rule (校际差异率 strictly below 0.15) is derived, not stored: see
-:func:`icc_verdict` — 'below' when ``ci_high < 0.15``, 'above' when ``ci_low >= 0.15``, else
-'unsure'. An ICC can be negative (MSB < MSW); it is reported as computed.
+:func:`pipeline.schemas.icc_verdict` — 'below' when ``ci_high < 0.15``, 'above' when
+``ci_low >= 0.15``, else 'unsure'. An ICC can be negative (MSB < MSW); it is reported as computed.
 """
 
 from __future__ import annotations
@@ -244,14 +244,3 @@ def icc_interval(
 
     lo, hi = back(fz - q * se_fz), back(fz + q * se_fz)
     return np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)
-
-
-def icc_verdict(ci_low, ci_high, threshold: float = 0.15) -> np.ndarray:
-    """'below' (ci_high < threshold), 'above' (ci_low >= threshold) or 'unsure' (else / NaN).
-
-    The 优质均衡 requirement is 校际差异率 strictly below 0.15; 'below' means it is met with 95%
-    confidence, 'above' that it is missed with confidence.
-    """
-    lo = np.asarray(ci_low, dtype=float)
-    hi = np.asarray(ci_high, dtype=float)
-    return np.where(hi < threshold, "below", np.where(lo >= threshold, "above", "unsure"))

@@ -701,12 +701,28 @@ def _n(row: Mapping | None, col: str) -> str:
 
 
 def _quality_sdr_light(sdr: Mapping | None, rules: ViewRules) -> dict:
+    """Pass/fail on the value (the regulation's rule); the text adds what the 95% CI says.
+
+    The CI part is :func:`pipeline.schemas.icc_verdict` of the row's interval: wholly below the
+    threshold, wholly above it, or containing it; nothing is added for a row without an
+    interval (an official value printed without SE).
+    """
     if sdr is None or sdr.get("suppressed") or _num(sdr.get("estimate")) is None:
         return light("na")
+    thr = rules.quality_sdr_max
+    lo, hi = _num(sdr.get("ci_low")), _num(sdr.get("ci_high"))
+    ci = ""
+    if lo is not None and hi is not None:
+        verdict = str(schemas.icc_verdict(lo, hi, thr))
+        ci = {
+            "below": f"；置信区间整体低于 {thr:g}",
+            "above": f"；置信区间整体高于 {thr:g}",
+            "unsure": f"；置信区间含 {thr:g}，尚难定论",
+        }[verdict]
     return (
-        light("pass", f"是（< {rules.quality_sdr_max:g}）")
-        if _num(sdr["estimate"]) < rules.quality_sdr_max
-        else light("fail", f"否（≥ {rules.quality_sdr_max:g}）")
+        light("pass", f"是（< {thr:g}{ci}）")
+        if _num(sdr["estimate"]) < thr
+        else light("fail", f"否（≥ {thr:g}{ci}）")
     )
 
 
