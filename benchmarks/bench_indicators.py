@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import make_context  # noqa: E402
-from pipeline.indicators import IndicatorsParams, compute  # noqa: E402
+from pipeline.indicators import IndicatorsParams, compute, stage_params  # noqa: E402
 from pipeline.indicators.resources import RESOURCE_FORMULAS  # noqa: E402
 
 SUBJECTS = ("math", "chinese")
@@ -148,7 +148,7 @@ def time_process(root: Path) -> tuple[float, float, float]:
 def time_core(students, scores, schools, root: Path) -> tuple[float, float]:
     """Wall and CPU seconds of the in-process computation (:func:`compute`)."""
     ctx = make_context(root, quiet=True)
-    params = ctx.section(IndicatorsParams, "indicators")
+    params = stage_params(ctx)
     t0, c0 = time.perf_counter(), time.process_time()
     compute(students, scores, schools, None, ctx.monitoring, params)
     return time.perf_counter() - t0, time.process_time() - c0

@@ -312,6 +312,13 @@ class MonitoringParams:
     rotation: Mapping[int, Mapping[int, tuple[str, ...]]]  # year -> grade -> subjects
     default_scale: Scale
     scales: Mapping[str, Scale] = field(default_factory=dict)  # "year/subject/grade" overrides
+    # 校际差异率 standard (优质均衡: strictly below), declared once here and handed by run() to the
+    # indicators (verdicts), evidence (ICC rule) and report (tables) stages' params.
+    icc_threshold: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 0 < self.icc_threshold < 1:
+            raise _param_error("monitoring.icc_threshold", "应在 0 到 1 之间（规定为 0.15）")
 
     def scale(self, year: int, subject: str, grade: int) -> Scale:
         return self.scales.get(f"{year}/{subject}/{grade}", self.default_scale)
@@ -339,8 +346,23 @@ class RunContext:
     def monitoring(self) -> MonitoringParams:
         return build_params(MonitoringParams, self.params["monitoring"], "monitoring")
 
-    def section(self, cls: type[T], name: str) -> T:
-        return build_params(cls, self.params[name], name)
+    def section(self, cls: type[T], name: str, **shared: Any) -> T:
+        """The ``name:`` section of params.yaml as ``cls``, plus values declared in another section.
+
+        ``shared`` maps a field of ``cls`` to a value that lives elsewhere in params.yaml (e.g. the
+        校际差异率 standard ``monitoring.icc_threshold``); the section itself must not repeat it.
+        """
+        data = self.params[name]
+        repeated = sorted(k for k in shared if isinstance(data, Mapping) and k in data)
+        if repeated:
+            raise EqmError(
+                f"参数 {name}.{repeated[0]} 不应在此设置：该值只在一处声明，由其他参数提供。",
+                file="params.yaml",
+                hint=f"请删除 {name}.{repeated[0]}，在 monitoring 部分修改对应的值"
+                "（校际差异率标准为 monitoring.icc_threshold）。",
+            )
+        merged = {**data, **shared} if isinstance(data, Mapping) else data
+        return build_params(cls, merged, name)
 
     @contextlib.contextmanager
     def step(self, description: str, total: int) -> Iterator[Callable[[int], None]]:

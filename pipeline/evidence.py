@@ -47,8 +47,8 @@ Statistics
 * Regulatory thresholds of the resource rules are read from one place only: the indicators
   stage's ``resource_balance.threshold`` / ``passes`` and ``school_compliance.passes``
   (``indicators.cv_thresholds``, ``school_min_met``, ``school_min_ratio_unmet``). The ICC rule's
-  ``evidence.icc_threshold`` is a parameter of this stage; a test asserts it equals
-  ``indicators.icc_threshold`` and ``report.quality_sdr_max`` in the repository ``params.yaml``.
+  ``EvidenceParams.icc_threshold`` is the one standard ``monitoring.icc_threshold`` (handed in by
+  :func:`run`; the indicators and report stages read the same key).
 * Benchmark: the national value if the county report prints one, else the provincial value, else
   (burden/health rules only) the configured ceiling or floor. The benchmark is treated as an
   independent population, so the SE of the difference is ``sqrt(se**2 + se_bench**2)`` (a missing
@@ -1435,9 +1435,14 @@ def _read_optional(path, what: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def stage_params(ctx: RunContext) -> EvidenceParams:
+    """``evidence:`` of params.yaml plus the 校际差异率 standard ``monitoring.icc_threshold``."""
+    return ctx.section(EvidenceParams, "evidence", icc_threshold=ctx.monitoring.icc_threshold)
+
+
 def run(ctx: RunContext) -> None:
-    params = ctx.section(EvidenceParams, "evidence")
     mon = ctx.monitoring
+    params = stage_params(ctx)
     paths = ctx.paths
     indicators = read_parquet(paths.indicators, "指标表（请先运行 eqm indicators）")
     rb = read_parquet(paths.resource_balance, "资源配置均衡表（请先运行 eqm indicators）")

@@ -80,3 +80,34 @@ def test_context_resolves_paths_against_root(project_root: Path):
         ctx.paths.ingested("students") == project_root / "data" / "processed" / "students.parquet"
     )
     assert ctx.paths.report_year(2022) == project_root / "reports" / "2022"
+
+
+def _ctx_with(tmp_path: Path, edit) -> object:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    edit(raw)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    return make_context(tmp_path, quiet=True)
+
+
+def test_section_takes_a_shared_value_but_refuses_a_repeated_one(tmp_path: Path):
+    from pipeline.evidence import EvidenceParams
+
+    ctx = _ctx_with(tmp_path, lambda raw: None)
+    assert ctx.section(EvidenceParams, "evidence", icc_threshold=0.2).icc_threshold == 0.2
+    # a copy of the standard put back into a stage's section is an error naming where it belongs
+
+    def repeat(raw):
+        raw["evidence"]["icc_threshold"] = 0.15
+
+    ctx = _ctx_with(tmp_path, repeat)
+    with pytest.raises(EqmError, match=r"evidence\.icc_threshold") as err:
+        ctx.section(EvidenceParams, "evidence", icc_threshold=0.15)
+    assert "monitoring.icc_threshold" in err.value.hint
+
+
+def test_icc_threshold_must_be_a_share(tmp_path: Path):
+    def bad(raw):
+        raw["monitoring"]["icc_threshold"] = 15  # a percentage typed by mistake
+
+    with pytest.raises(EqmError, match=r"monitoring\.icc_threshold"):
+        _ = _ctx_with(tmp_path, bad).monitoring

@@ -46,7 +46,7 @@ def demo_round(tmp_path_factory, monkeypatch_module):
     truth = json.loads((root / "data/raw/demo_truth.json").read_text(encoding="utf-8"))
     problems = pd.read_parquet(root / "data/processed/problems.parquet")
     quarantine = pd.read_parquet(root / "data/processed/validation/quarantine.parquet")
-    params = ctx.section(evidence.EvidenceParams, "evidence")
+    params = evidence.stage_params(ctx)
     return truth, problems, quarantine, params
 
 

@@ -32,11 +32,10 @@ from pipeline.evidence import (
     evidence_text,
 )
 
-PARAMS = build_params(
-    EvidenceParams,
-    yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"],
-    "evidence",
-)
+_RAW = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+# the evidence section plus the standard that run() hands in from monitoring (declared once there)
+EVIDENCE_RAW = {**_RAW["evidence"], "icc_threshold": _RAW["monitoring"]["icc_threshold"]}
+PARAMS = build_params(EvidenceParams, EVIDENCE_RAW, "evidence")
 NAMES = {"450107": "西乡塘区", "450110": "武鸣区"}
 CITY = "450100"
 
@@ -155,7 +154,7 @@ def test_icc_threshold_inclusive_and_severity():
 
 
 def test_icc_significance_option():
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"]
+    raw = dict(EVIDENCE_RAW)
     strict = build_params(EvidenceParams, {**raw, "icc_requires_significance": True}, "evidence")
     rows = [
         ind(indicator="school_difference_rate", estimate=0.15 + 1.80 * 0.05, se=0.05),
@@ -169,7 +168,7 @@ def test_icc_significance_option():
 def test_t_reference_uses_design_df_and_falls_back_to_normal():
     # t = −1.70 against the nation: 8 schools -> df 7, p = pt(−1.70, 7) = 0.06646 (R); no school
     # count -> normal, p = Φ(−1.70) = 0.04457 (R pnorm); p_reference normal -> 0.04457 everywhere.
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"]
+    raw = dict(EVIDENCE_RAW)
     normal = build_params(EvidenceParams, {**raw, "p_reference": "normal"}, "evidence")
     rows = [ind(estimate=483.0, se=10.0, n_schools=8),
             ind(estimate=483.0, se=10.0, n_schools=np.nan, subject="science")]  # fmt: skip
@@ -544,7 +543,7 @@ def test_previous_gap_compared_in_absolute_value_and_linking_error():
     # a linking error of 10 points: z = 10 / sqrt(9 + 9 + 100) = 0.92 -> unchanged
     p2 = build_params(
         EvidenceParams,
-        {**yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"],
+        {**dict(EVIDENCE_RAW),
          "linking_error": {"gap_mean_score": 10.0}},
         "evidence",
     )  # fmt: skip
@@ -600,7 +599,7 @@ def test_resource_table_without_verdict_is_a_clear_error():
 
 
 def test_params_reject_unknown_rule():
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))["evidence"]
+    raw = dict(EVIDENCE_RAW)
     raw = {**raw, "rules": {**raw["rules"], "FOO": raw["rules"]["ICC"]}}
     with pytest.raises(EqmError, match="FOO"):
         build_params(EvidenceParams, raw, "evidence")

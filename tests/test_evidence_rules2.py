@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO
 from test_evidence import (
     CITY,
+    EVIDENCE_RAW,
     PARAMS,
     cr,
     fired,
@@ -137,7 +138,7 @@ def test_icc_requires_significance_without_se_falls_back_to_the_value():
     from pipeline.evidence import EvidenceParams
 
     p2 = build_params(
-        EvidenceParams, {**RAW["evidence"], "icc_requires_significance": True}, "evidence"
+        EvidenceParams, {**EVIDENCE_RAW, "icc_requires_significance": True}, "evidence"
     )
     rows = [official(indicator="school_difference_rate", value=0.16),
             official(indicator="school_difference_rate", value=0.14, subject="science")]  # fmt: skip
@@ -196,11 +197,48 @@ def test_evidence_reads_no_copy_of_the_resource_thresholds():
         assert key not in ev
 
 
-def test_icc_threshold_agrees_across_stages():
-    # evidence keeps its own icc_threshold (the rule's parameter); it must equal the indicators
-    # and report thresholds (教督〔2017〕6号: 校际差异率 below 0.15).
-    assert RAW["evidence"]["icc_threshold"] == RAW["indicators"]["icc_threshold"]
-    assert RAW["evidence"]["icc_threshold"] == RAW["report"]["quality_sdr_max"] == 0.15
+def test_icc_threshold_is_declared_once():
+    # 教督〔2017〕6号: 校际差异率 below 0.15 — one key, monitoring.icc_threshold; no stage keeps a copy
+    assert RAW["monitoring"]["icc_threshold"] == 0.15
+    assert "icc_threshold" not in RAW["indicators"] and "icc_threshold" not in RAW["evidence"]
+    assert "quality_sdr_max" not in RAW["report"]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("module", "section", "field"),
+    [
+        ("pipeline.indicators", "indicators", "icc_threshold"),
+        ("pipeline.evidence", "evidence", "icc_threshold"),
+        ("pipeline.report", "report", "quality_sdr_max"),
+    ],
+)
+def test_stages_take_the_threshold_from_monitoring(tmp_path, monkeypatch, module, section, field):
+    """Each stage's run() builds its params with monitoring.icc_threshold (set to 0.3 here)."""
+    import importlib
+
+    from pipeline.config import RunContext, make_context
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw["monitoring"]["icc_threshold"] = 0.3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    seen = {}
+    real = RunContext.section
+
+    def spy(self, cls, name, **shared):
+        params = real(self, cls, name, **shared)
+        if name == section:
+            seen["value"] = getattr(params, field)
+            raise _Stop
+        return params
+
+    monkeypatch.setattr(RunContext, "section", spy)
+    with pytest.raises(_Stop):
+        importlib.import_module(module).run(make_context(tmp_path, quiet=True))
+    assert seen["value"] == 0.3
 
 
 # ------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from pipeline import schemas
 from pipeline.config import MonitoringParams, Scale, build_params, make_context
 from pipeline.errors import EqmError
-from pipeline.indicators import IndicatorsParams, compute, official_rows, run
+from pipeline.indicators import IndicatorsParams, compute, official_rows, run, stage_params
 from pipeline.indicators.resources import RESOURCE_FORMULAS
 from pipeline.indicators.scores import achievement_levels, questionnaire_matrix, ses_quartiles
 from pipeline.indicators.survey import normal_p_value
@@ -155,7 +155,7 @@ def test_params_rejects_unknown_method_and_bad_values():
         build_params(IndicatorsParams, {"ci_z": -1}, "indicators")
     with pytest.raises(EqmError):
         build_params(IndicatorsParams, {"cv_thresholds": {"primary": 0.5}}, "indicators")
-    params = make_context(ROOT).section(IndicatorsParams, "indicators")
+    params = stage_params(make_context(ROOT))
     assert params == IndicatorsParams()  # params.yaml holds the documented defaults
 
 

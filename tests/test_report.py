@@ -222,7 +222,7 @@ def test_data_quality_counts_come_from_the_quarantine(rendered):
 
 def _params(**over) -> report.ReportParams:
     ctx = make_context(REPO, quiet=True)
-    p = ctx.section(report.ReportParams, "report")
+    p = report.stage_params(ctx)
     return dataclasses.replace(p, **over)
 
 

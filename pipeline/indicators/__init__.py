@@ -61,7 +61,7 @@ from pipeline.io import outputs, read_parquet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IndicatorsParams", "compute", "run"]
+__all__ = ["IndicatorsParams", "compute", "run", "stage_params"]
 
 OFFICIAL_INDICATORS = ("school_difference_rate", "achievement_level")
 STUDENT_COLUMNS = ("year", "student_id", "county_code", "school_id", "grade", "weight")
@@ -259,11 +259,16 @@ def _empty_reports() -> pd.DataFrame:
     return pd.DataFrame({c: [] for c in schemas.COUNTY_REPORTS.names})
 
 
+def stage_params(ctx: RunContext) -> IndicatorsParams:
+    """``indicators:`` of params.yaml plus the 校际差异率 standard ``monitoring.icc_threshold``."""
+    return ctx.section(IndicatorsParams, "indicators", icc_threshold=ctx.monitoring.icc_threshold)
+
+
 def run(ctx: RunContext) -> None:
     """Read validated tables, compute, write the four outputs all-or-nothing."""
     paths = ctx.paths
-    params = ctx.section(IndicatorsParams, "indicators")
     monitoring = ctx.monitoring
+    params = stage_params(ctx)
     with ctx.step("读取校验后的数据", 4) as advance:
         students = read_parquet(paths.validated("students"), "校验后的学生数据")
         advance(1)

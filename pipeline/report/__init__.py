@@ -414,8 +414,13 @@ def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
     )
 
 
+def stage_params(ctx: RunContext) -> ReportParams:
+    """``report:`` of params.yaml plus the 校际差异率 standard ``monitoring.icc_threshold``."""
+    return ctx.section(ReportParams, "report", quality_sdr_max=ctx.monitoring.icc_threshold)
+
+
 def run(ctx: RunContext) -> None:
-    params = ctx.section(ReportParams, "report")
+    params = stage_params(ctx)
     check_params(params)
     p = ctx.paths
     t0 = time.perf_counter()
