@@ -1,9 +1,11 @@
 """Ingest: read every raw file under ``data/raw/<table>/`` into the canonical tables.
 
-What it does, per file (``.csv``, ``.xlsx``, ``.sav``, ``.parquet``):
+What it does, per file (``.csv``, ``.txt``/``.tsv``, ``.xlsx``, ``.sav``, ``.parquet``):
 
 1. **Read** the cells as the office wrote them. CSV encoding is taken from ``sources.yaml`` or
-   detected (UTF-8, UTF-8 with BOM, GBK, GB18030, UTF-16 with BOM); the header row is taken from
+   detected (UTF-8, UTF-8 with BOM, GBK, GB18030, UTF-16 with BOM), and so is the field separator
+   (comma, tab, semicolon or pipe: :func:`detect_delimiter`; Excel's "Unicode 文本" is UTF-16 with
+   tabs); the header row is taken from
    ``sources.yaml`` (``header_row`` counted from 1, as Excel shows it) or found by scoring the first
    ``ingest.header_scan_rows`` rows against the known column aliases, so title rows above the header
    are skipped. SPSS value labels are applied.
@@ -27,8 +29,8 @@ What it does, per file (``.csv``, ``.xlsx``, ``.sav``, ``.parquet``):
    are kept; ``source_stage`` records the original form.
 
 Outputs (all-or-nothing through :func:`pipeline.io.outputs`): one parquet per input table, the
-quarantine and ``ingest_manifest.json`` (per file: sha256, format, encoding, header_row, sheet,
-rows_read = rows_kept + rows_quarantined; and the ``dataset`` block of ``sources.yaml``).
+quarantine and ``ingest_manifest.json`` (per file: sha256, format, encoding, delimiter, header_row,
+sheet, rows_read = rows_kept + rows_quarantined; and the ``dataset`` block of ``sources.yaml``).
 
 Row numbers (``source_row``) are what the user sees: the Excel row number; for CSV the line number
 with the header line of a file without title rows being line 1 (i.e. the physical line number);
@@ -68,7 +70,19 @@ from pipeline.io import outputs
 
 log = logging.getLogger(__name__)
 
-FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".sav": "sav", ".parquet": "parquet"}
+# .txt / .tsv: delimited text as Excel's "文本文件(制表符分隔)" / "Unicode 文本" (UTF-16, tab) save it
+FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".xlsx": "xlsx",
+    ".sav": "sav",
+    ".parquet": "parquet",
+}
+# Field separators tried on text files, in order of preference on a tie; sources.yaml names them.
+DELIMITERS = {",": "逗号", "\t": "制表符", ";": "分号", "|": "竖线"}
+DELIMITER_NAMES = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
+DELIMITER_LABELS = {v: k for k, v in DELIMITER_NAMES.items()}  # as the manifest records them
 ACCEPTED_FORMATS = "、".join(FORMATS)
 TOP_LEVEL_IGNORED = {"sources.yaml", "sources.yml", "demo_truth.json"}
 TRACE_COLUMNS = ("source_file", "source_row")
@@ -107,6 +121,7 @@ class FileHint:
     encoding: str | None = None
     sheet: str | int | None = None  # sheet name, or its position counted from 1
     header_row: int | None = None  # counted from 1, as Excel shows it
+    delimiter: str | None = None  # text files: one of DELIMITERS (None: detected)
     year: int | None = None
     county_code: str | None = None
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -169,7 +184,7 @@ def parse_sources(obj: Any) -> Sources:
     if not isinstance(files_obj, Mapping):
         raise _sources_error("sources.yaml 的 files 应以文件路径（相对 data/raw）为键。")
     files: dict[str, FileHint] = {}
-    allowed = {"encoding", "sheet", "header_row", "year", "county_code", "aliases"}
+    allowed = {"encoding", "delimiter", "sheet", "header_row", "year", "county_code", "aliases"}
     for key, spec in files_obj.items():
         rel = PurePosixPath(str(key).replace("\\", "/")).as_posix()
         where = f"files.「{key}」"
@@ -190,6 +205,14 @@ def parse_sources(obj: Any) -> Sources:
                 raise _sources_error(
                     f"{where} 的 encoding「{enc}」不是已知的编码；常用：utf-8、utf-8-sig、gbk、gb18030。"
                 ) from None
+        delim = spec.get("delimiter")
+        if delim is not None:
+            delim = DELIMITER_NAMES.get(str(delim).strip().lower(), str(delim))
+            if delim not in DELIMITERS:
+                raise _sources_error(
+                    f"{where} 的 delimiter「{spec.get('delimiter')}」无法识别；"
+                    "可用：comma（逗号）、tab（制表符）、semicolon（分号）、pipe（竖线）。"
+                )
         hr = spec.get("header_row")
         if hr is not None and (isinstance(hr, bool) or not isinstance(hr, int) or hr < 1):
             raise _sources_error(
@@ -210,6 +233,7 @@ def parse_sources(obj: Any) -> Sources:
                 )
         files[rel] = FileHint(
             encoding=str(enc) if enc is not None else None,
+            delimiter=delim,
             sheet=sheet,
             header_row=hr,
             year=year,
@@ -674,18 +698,45 @@ def _decode_csv(
     )
 
 
-def _parse_csv_body(text: str, idx: int, source: str) -> pd.DataFrame:
+def detect_delimiter(text: str, scan_rows: int) -> str:
+    """The field separator of a delimited text file: the candidate of :data:`DELIMITERS` that splits
+    the most of the first ``scan_rows`` non-blank lines into the same number (≥ 2) of fields.
+
+    Title lines above the header split into one field under every candidate and so do not count;
+    a separator that also occurs inside values (a ``;`` in a remark of a comma file) splits those
+    lines into varying widths and loses to the consistent one. Ties go to the earlier candidate
+    (comma first). A single-column file is read as comma-separated.
+    """
+    lines = [ln for ln in islice(io.StringIO(text), scan_rows * 4) if ln.strip()][:scan_rows]
+    best, best_score = ",", 0
+    for d in DELIMITERS:
+        try:
+            widths = [len(r) for r in csv.reader(lines, delimiter=d)]
+        except csv.Error:
+            continue
+        multi = [w for w in widths if w >= 2]
+        if not multi:
+            continue
+        modal = max(set(multi), key=lambda w: (multi.count(w), w))
+        score = multi.count(modal)
+        if score > best_score:
+            best, best_score = d, score
+    return best
+
+
+def _parse_csv_body(text: str, idx: int, source: str, sep: str = ",") -> pd.DataFrame:
     """All cells as text from the header line (0-based ``idx``) on; blank lines kept for numbering.
 
     Rows longer than the header (e.g. trailing commas) are accepted when the extra fields are
     empty; a value in a column without a header is an error naming the line.
     """
-    opts = {"header": None, "skiprows": idx, "dtype": str, "keep_default_na": False}
+    opts = {"header": None, "skiprows": idx, "dtype": str, "keep_default_na": False, "sep": sep}
     try:
         return pd.read_csv(io.StringIO(text), skip_blank_lines=False, **opts)
     except (pd.errors.ParserError, ValueError):
         pass
-    width = max((len(r) for r in islice(csv.reader(io.StringIO(text)), idx, None)), default=0)
+    rows = csv.reader(io.StringIO(text), delimiter=sep)
+    width = max((len(r) for r in islice(rows, idx, None)), default=0)
     frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False, names=range(width), **opts)
     n_header = (
         int(frame.iloc[0].replace("", np.nan).last_valid_index() or 0) + 1 if len(frame) else 0
@@ -693,11 +744,12 @@ def _parse_csv_body(text: str, idx: int, source: str) -> pd.DataFrame:
     extra = frame.iloc[1:, n_header:]
     filled = extra.apply(lambda c: as_text(c).notna()).any(axis=1).to_numpy() if extra.size else []
     if len(filled) and filled.any():
+        name = DELIMITERS[sep]
         raise EqmError(
-            "CSV 格式错误：该行的字段数比表头多（可能有未加引号的逗号），多出的值没有对应的列名。",
+            f"文本格式错误：该行的字段数比表头多（可能有未加引号的{name}），多出的值没有对应的列名。",
             file=source,
             row=idx + 2 + int(np.argmax(filled)),
-            hint="请用 Excel 打开检查该行（含逗号的内容需用英文双引号括起来）后另存为 CSV。",
+            hint=f"请用 Excel 打开检查该行（含{name}的内容需用英文双引号括起来）后另存为 CSV。",
         )
     return frame.iloc[:, :n_header]
 
@@ -711,12 +763,10 @@ def read_csv(
         raise EqmError(
             "文件是空的。", file=source, hint="请放入含表头和数据的文件，或删除该空文件。"
         )
+    scan = max(params.header_scan_rows, hint.header_row or 0)
+    sep = hint.delimiter or detect_delimiter(text, scan)
     try:
-        head = list(
-            islice(
-                csv.reader(io.StringIO(text)), max(params.header_scan_rows, hint.header_row or 0)
-            )
-        )
+        head = list(islice(csv.reader(io.StringIO(text), delimiter=sep), scan))
     except csv.Error as exc:
         raise EqmError(
             f"CSV 格式错误：{exc}", file=source, hint="请用 Excel 打开检查后另存为 CSV。"
@@ -733,7 +783,7 @@ def read_csv(
             file=source,
             hint=_SOURCES_HINT,
         )
-    frame = _parse_csv_body(text, idx, source)
+    frame = _parse_csv_body(text, idx, source, sep)
     header = _unique_headers(list(frame.iloc[0])) if len(frame) else []
     body = frame.iloc[1:].reset_index(drop=True)
     body.columns = header
@@ -746,7 +796,13 @@ def read_csv(
         body = _drop_duplicate_headers(
             body, list(frame.iloc[0]), numbers, source, "csv", table, lookups, hint
         )
-    meta = {"format": "csv", "encoding": encoding, "header_row": idx + 1, "sheet": None}
+    meta = {
+        "format": "csv",
+        "encoding": encoding,
+        "delimiter": DELIMITER_LABELS[sep],
+        "header_row": idx + 1,
+        "sheet": None,
+    }
     return RawFile(table, source, body, numbers, hint, meta)
 
 
@@ -824,7 +880,13 @@ def read_xlsx(
     frame = _drop_duplicate_headers(
         frame, list(rows[idx]), numbers, source, "xlsx", table, lookups, hint
     )
-    meta = {"format": "xlsx", "encoding": None, "header_row": idx + 1, "sheet": sheet}
+    meta = {
+        "format": "xlsx",
+        "encoding": None,
+        "delimiter": None,
+        "header_row": idx + 1,
+        "sheet": sheet,
+    }
     return RawFile(table, source, frame, numbers, hint, meta)
 
 
@@ -861,7 +923,13 @@ def read_sav(
     )
     frame = _named_by_label(frame, list(meta.column_labels or []), table, lookups, hint)
     numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
-    info = {"format": "sav", "encoding": meta.file_encoding, "header_row": None, "sheet": None}
+    info = {
+        "format": "sav",
+        "encoding": meta.file_encoding,
+        "delimiter": None,
+        "header_row": None,
+        "sheet": None,
+    }
     return RawFile(table, source, frame.reset_index(drop=True), numbers, hint, info)
 
 
@@ -879,7 +947,13 @@ def read_parquet_raw(
     frame = frame.reset_index(drop=True)
     frame.columns = _unique_headers(list(frame.columns))
     numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
-    info = {"format": "parquet", "encoding": None, "header_row": None, "sheet": None}
+    info = {
+        "format": "parquet",
+        "encoding": None,
+        "delimiter": None,
+        "header_row": None,
+        "sheet": None,
+    }
     return RawFile(table, source, frame, numbers, hint, info)
 
 

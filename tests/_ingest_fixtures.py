@@ -60,10 +60,18 @@ def make_root(tmp_path: Path) -> Path:
     return root
 
 
-def write_csv(path: Path, header, rows, encoding: str = "utf-8", title: str | None = None) -> Path:
+def write_csv(
+    path: Path,
+    header,
+    rows,
+    encoding: str = "utf-8",
+    title: str | None = None,
+    delimiter: str = ",",
+    lineterminator: str = "\n",
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator=lineterminator, delimiter=delimiter)
     if title is not None:
         w.writerow([title])
     w.writerow(header)

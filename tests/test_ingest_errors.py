@@ -75,7 +75,7 @@ def test_no_students_schools_or_reports(tmp_path):
     assert "students/" in str(err) and "schools/" in str(err)
 
 
-@pytest.mark.parametrize("name", ["students/2020.xls", "students/notes.txt", "schools/data"])
+@pytest.mark.parametrize("name", ["students/2020.xls", "students/notes.docx", "schools/data"])
 def test_unknown_format(tmp_path, name):
     root = make_root(tmp_path)
     minimal_schools(root)
