@@ -650,3 +650,13 @@ def test_sdr_verdict_text_says_what_the_interval_says(row, state, text):
 @dataclasses.dataclass
 class _Rules:
     quality_sdr_max: float = 0.15
+
+
+def test_gap_p_value_is_two_sided_normal_and_hidden_when_suppressed():
+    f = views.Fmt(_params().rules())
+    # normal table (R: 2*pnorm(-1.96) = 0.04999579, 2*pnorm(-1) = 0.3173105, 2*pnorm(-4) = 6.3e-05)
+    assert views._gap_p(f, {"estimate": -19.6, "se": 10.0}) == "0.050"
+    assert views._gap_p(f, {"estimate": 5.0, "se": 5.0}) == "0.317"
+    assert views._gap_p(f, {"estimate": 40.0, "se": 10.0}) == "<0.001"
+    assert views._gap_p(f, {"estimate": 40.0, "se": 10.0, "suppressed": True}) == views.SUPPRESSED
+    assert views._gap_p(f, {"estimate": 40.0, "se": float("nan")}) == views.MISSING

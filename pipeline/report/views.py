@@ -659,7 +659,9 @@ def _balance(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> dict:
     for r in gaps:
         label = cell_label(r["grade"], r["subject"])
         gl = f"{schemas.GROUP_VAR_LABELS.get(r['group_var'], r['group_var'])}：{group_label(r['group_var'], r['group_value'])}"
-        gap_rows.append([label, gl, f.est(r, "score"), f.ci(r, "score"), _n(r, "n_students")])
+        gap_rows.append(
+            [label, gl, f.est(r, "score"), f.ci(r, "score"), _gap_p(f, r), _n(r, "n_students")]
+        )
         gap_chart.append((f"{label} {gl}", {"county": _point(r)}))
     return {
         "sdr": _table(
@@ -676,9 +678,25 @@ def _balance(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> dict:
             note=OFFICIAL_NOTE if any("*" in r[1] for r in sdr_rows) else None,
         ),
         "sdr_chart_rows": sdr_chart,
-        "gaps": _table(["年级学科", "群体差异", "平均成绩差", "95%置信区间", "学生数"], gap_rows),
+        "gaps": _table(
+            ["年级学科", "群体差异", "平均成绩差", "95%置信区间", "p 值", "学生数"], gap_rows
+        ),
         "gap_chart_rows": gap_chart,
     }
+
+
+def _gap_p(f: Fmt, row: Mapping) -> str:
+    """Two-sided p-value of a gap against no difference, ``2·Φ(−|estimate/se|) = erfc(|z|/√2)``.
+
+    The indicators stage's definition (``pipeline.indicators.survey.normal_p_value``, normal
+    reference, jackknife SE of the difference); hidden like the estimate when suppressed.
+    """
+    if row.get("suppressed"):
+        return SUPPRESSED
+    est, se = _num(row.get("estimate")), _num(row.get("se"))
+    if est is None or se is None or se <= 0:
+        return MISSING
+    return f.p(math.erfc(abs(est / se) / math.sqrt(2.0)))
 
 
 def lk_rows(lk: Lookup, year, county, indicator) -> list[dict]:
