@@ -8,7 +8,8 @@ What it does, per file (``.csv``, ``.txt``/``.tsv``, ``.xlsx``, ``.sav``, ``.par
    tabs); the header row is taken from
    ``sources.yaml`` (``header_row`` counted from 1, as Excel shows it) or found by scoring the first
    ``ingest.header_scan_rows`` rows against the known column aliases, so title rows above the header
-   are skipped. SPSS value labels are applied.
+   are skipped; a two-line header (group titles over detail titles, merged cells) is joined into one
+   when that matches more known columns (:func:`header_block`). SPSS value labels are applied.
 2. **Map headers** to canonical names through the aliases of :mod:`pipeline.schemas` plus the user's
    own in ``sources.yaml``. Headers are compared after Unicode NFKC normalisation (full-width
    parentheses and digits become ASCII), removal of whitespace and case-folding. Wide score columns
@@ -52,7 +53,7 @@ import re
 import secrets
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path, PurePosixPath
@@ -552,6 +553,75 @@ def find_header_row(
     return best_i
 
 
+def _is_number_cell(c: Any) -> bool:
+    t = _cell_text(c)
+    if t is None:
+        return False
+    try:
+        float(t.replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def _merge_header_rows(
+    upper: Sequence[Any], lower: Sequence[Any], table: str, lookups: Lookups, file_aliases
+) -> list[str | None]:
+    """One header from two header lines (a group line over a detail line, as 教育事业统计 tables
+    and Excel merged cells give them).
+
+    A group title merged across columns is stored in its first cell only, so it is carried right
+    over the following columns that have a detail cell but no upper cell of their own. A column
+    then takes the first of ``upper + lower``, ``lower``, ``upper`` that is a known column name;
+    an unknown column is named ``upper + lower`` (or whichever line has text), so repeated detail
+    titles such as 合计 under different groups stay distinct.
+    """
+    width = max(len(upper), len(lower))
+    up = [_cell_text(c) for c in upper] + [None] * (width - len(upper))
+    lo = [_cell_text(c) for c in lower] + [None] * (width - len(lower))
+    carried: str | None = None
+    out: list[str | None] = []
+    for u, low in zip(up, lo, strict=True):
+        if u is not None:
+            carried = u
+        elif low is not None:
+            u = carried
+        else:
+            carried = None
+        joined = (u or "") + (low or "") or None
+        choices = [c for c in (joined, low, u) if c is not None]
+        known = next(
+            (c for c in choices if header_target(table, c, lookups, file_aliases) is not None),
+            None,
+        )
+        out.append(known or joined)
+    return out
+
+
+def header_block(
+    rows: Sequence[Sequence[Any]], idx: int, table: str, lookups: Lookups, file_aliases
+) -> tuple[list[Any], int, int]:
+    """The header cells and the first/last row index (0-based) of the header.
+
+    Row ``idx`` alone, or merged (:func:`_merge_header_rows`) with the line above or below it when
+    that matches strictly more known columns. A line holding a number is data, never a header
+    line, so a first data row is not taken for a detail line.
+    """
+    single = list(rows[idx])
+    best = (_score_header_row(single, table, lookups, file_aliases), single, idx, idx)
+    for top in (idx - 1, idx):
+        low = top + 1
+        if top < 0 or low >= len(rows):
+            continue
+        if any(_is_number_cell(c) for c in rows[low if top == idx else top]):
+            continue
+        cells = _merge_header_rows(rows[top], rows[low], table, lookups, file_aliases)
+        score = _score_header_row(cells, table, lookups, file_aliases)
+        if score > best[0]:
+            best = (score, cells, top, low)
+    return best[1], best[2], best[3]
+
+
 # ------------------------------------------------------------------------------------------------
 # Readers (file access): raw cells + row numbers + manifest facts
 # ------------------------------------------------------------------------------------------------
@@ -632,10 +702,12 @@ def _drop_duplicate_headers(
 
 
 def _frame_from_rows(
-    rows: list[tuple], header_idx: int, first_row_number: int
+    rows: list[tuple], header_idx: int, first_row_number: int, cells: list[Any] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rows below the header → DataFrame (object) and their row numbers; blank rows dropped."""
-    header = _unique_headers(list(rows[header_idx]))
+    """Rows below the header (last header line ``header_idx``; its ``cells`` when given, e.g. of a
+    two-line header) → DataFrame (object) and their row numbers; blank rows dropped."""
+    cells = list(rows[header_idx]) if cells is None else cells
+    header = _unique_headers(cells)
     width = len(header)
     body = rows[header_idx + 1 :]
     frame = pd.DataFrame.from_records(
@@ -648,9 +720,7 @@ def _frame_from_rows(
     blank = empty.all(axis=1).to_numpy() if width else np.ones(len(body), dtype=bool)
     # columns without a header and without any value (Excel's formatted-but-empty columns)
     unnamed_empty = [
-        c
-        for j, c in enumerate(header)
-        if _cell_text(rows[header_idx][j]) is None and empty[c].all()
+        c for j, c in enumerate(header) if _cell_text(cells[j]) is None and empty[c].all()
     ]
     frame = frame.loc[~blank, [c for c in header if c not in unnamed_empty]].reset_index(drop=True)
     return frame, numbers[~blank]
@@ -724,7 +794,9 @@ def detect_delimiter(text: str, scan_rows: int) -> str:
     return best
 
 
-def _parse_csv_body(text: str, idx: int, source: str, sep: str = ",") -> pd.DataFrame:
+def _parse_csv_body(
+    text: str, idx: int, source: str, sep: str = ",", header_lines: int = 1
+) -> pd.DataFrame:
     """All cells as text from the header line (0-based ``idx``) on; blank lines kept for numbering.
 
     Rows longer than the header (e.g. trailing commas) are accepted when the extra fields are
@@ -738,17 +810,21 @@ def _parse_csv_body(text: str, idx: int, source: str, sep: str = ",") -> pd.Data
     rows = csv.reader(io.StringIO(text), delimiter=sep)
     width = max((len(r) for r in islice(rows, idx, None)), default=0)
     frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False, names=range(width), **opts)
-    n_header = (
-        int(frame.iloc[0].replace("", np.nan).last_valid_index() or 0) + 1 if len(frame) else 0
+    n_header = max(
+        (
+            int(frame.iloc[i].replace("", np.nan).last_valid_index() or 0) + 1
+            for i in range(min(header_lines, len(frame)))
+        ),
+        default=0,
     )
-    extra = frame.iloc[1:, n_header:]
+    extra = frame.iloc[header_lines:, n_header:]
     filled = extra.apply(lambda c: as_text(c).notna()).any(axis=1).to_numpy() if extra.size else []
     if len(filled) and filled.any():
         name = DELIMITERS[sep]
         raise EqmError(
             f"文本格式错误：该行的字段数比表头多（可能有未加引号的{name}），多出的值没有对应的列名。",
             file=source,
-            row=idx + 2 + int(np.argmax(filled)),
+            row=idx + header_lines + 1 + int(np.argmax(filled)),
             hint=f"请用 Excel 打开检查该行（含{name}的内容需用英文双引号括起来）后另存为 CSV。",
         )
     return frame.iloc[:, :n_header]
@@ -783,24 +859,31 @@ def read_csv(
             file=source,
             hint=_SOURCES_HINT,
         )
-    frame = _parse_csv_body(text, idx, source, sep)
-    header = _unique_headers(list(frame.iloc[0])) if len(frame) else []
-    body = frame.iloc[1:].reset_index(drop=True)
+    cells, top, low = (
+        (list(head[idx]), idx, idx)
+        if hint.header_row
+        else header_block(head, idx, table, lookups, aliases)
+    )
+    lines = low - top + 1
+    frame = _parse_csv_body(text, top, source, sep, lines)
+    width = frame.shape[1]
+    cells = (list(cells) + [None] * width)[:width]
+    header = _unique_headers(cells) if len(frame) else []
+    body = frame.iloc[lines:].reset_index(drop=True)
     body.columns = header
-    numbers = np.arange(len(body), dtype=np.int64) + idx + 2
+    numbers = np.arange(len(body), dtype=np.int64) + low + 2
     if len(body):
         blank = body.apply(lambda c: as_text(c).isna()).all(axis=1).to_numpy()
         body = body.loc[~blank].reset_index(drop=True)
         numbers = numbers[~blank]
     if len(frame):
-        body = _drop_duplicate_headers(
-            body, list(frame.iloc[0]), numbers, source, "csv", table, lookups, hint
-        )
+        body = _drop_duplicate_headers(body, cells, numbers, source, "csv", table, lookups, hint)
     meta = {
         "format": "csv",
         "encoding": encoding,
         "delimiter": DELIMITER_LABELS[sep],
-        "header_row": idx + 1,
+        "header_row": top + 1,
+        "header_rows": lines,
         "sheet": None,
     }
     return RawFile(table, source, body, numbers, hint, meta)
@@ -876,15 +959,19 @@ def read_xlsx(
             file=source,
             hint=_SOURCES_HINT,
         )
-    frame, numbers = _frame_from_rows(rows, idx, idx + 2)
-    frame = _drop_duplicate_headers(
-        frame, list(rows[idx]), numbers, source, "xlsx", table, lookups, hint
+    cells, top, low = (
+        (list(rows[idx]), idx, idx)
+        if hint.header_row
+        else header_block(rows, idx, table, lookups, hint.aliases)
     )
+    frame, numbers = _frame_from_rows(rows, low, low + 2, cells)
+    frame = _drop_duplicate_headers(frame, cells, numbers, source, "xlsx", table, lookups, hint)
     meta = {
         "format": "xlsx",
         "encoding": None,
         "delimiter": None,
-        "header_row": idx + 1,
+        "header_row": top + 1,
+        "header_rows": low - top + 1,
         "sheet": sheet,
     }
     return RawFile(table, source, frame, numbers, hint, meta)
@@ -928,6 +1015,7 @@ def read_sav(
         "encoding": meta.file_encoding,
         "delimiter": None,
         "header_row": None,
+        "header_rows": None,
         "sheet": None,
     }
     return RawFile(table, source, frame.reset_index(drop=True), numbers, hint, info)
@@ -952,6 +1040,7 @@ def read_parquet_raw(
         "encoding": None,
         "delimiter": None,
         "header_row": None,
+        "header_rows": None,
         "sheet": None,
     }
     return RawFile(table, source, frame, numbers, hint, info)

@@ -284,3 +284,49 @@ def test_icc_interval_undefined_when_f_is_zero():
                           sizes["df"].to_numpy()[:1], 1.96)  # fmt: skip
     assert np.isnan(lo[0]) and np.isnan(hi[0])
     assert icc_verdict(lo, hi).tolist() == ["unsure"]
+
+
+def test_plausible_values_combine_fisher_z_by_rubin():
+    """With pv1, pv2 the ICC interval is built from Rubin's combination of ½·ln F over the PVs
+    (mean z; mean jackknife variance + (1 + 1/2)·between-PV variance), written out here from two
+    single-PV fits of the R-checked four-school data."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    from pipeline.config import MonitoringParams, Scale
+    from pipeline.indicators import compute
+
+    county, school, y1 = one_county(R_GROUPS)
+    y2 = y1 + np.array(
+        [0.5, -0.3, 0.2, 0.0, 0.4, -0.6, 0.1, 0.3, -0.2, 0.0, 0.5, -0.4, 0.2, 0.1, 0.0]
+    )
+    ids = [f"x{i}" for i in range(len(y1))]
+    students = pd.DataFrame({"year": 2022, "student_id": ids, "county_code": county,
+                             "school_id": school, "grade": 4, "weight": 1.0})  # fmt: skip
+    scores = pd.DataFrame({"year": 2022, "student_id": ids, "subject": "math",
+                           "scale_score": np.nan, "pv1": y1, "pv2": y2})  # fmt: skip
+    schools = pd.DataFrame(
+        {c: [] for c in ("year", "county_code", "school_id", "stage", "enrollment")}
+    )
+    mon = MonitoringParams({}, {}, "450100", "南宁市", {}, Scale((380, 480, 580), (-100, 900)))
+    ind = compute(students, scores, schools, None, mon, IndicatorsParams())[0]
+    row = ind.loc[
+        (ind["indicator"] == "school_difference_rate") & (ind["county_code"] == "450107")
+    ].iloc[0]
+    zs, vs, iccs, n0 = [], [], [], None
+    for y in (y1, y2):
+        groups = [list(y[school == s]) for s in pd.unique(school)]
+        z = 0.5 * np.log(f_oneway(*groups).statistic)
+        loo = [0.5 * np.log(f_oneway(*(groups[:j] + groups[j + 1 :])).statistic) for j in range(4)]
+        zs.append(z)
+        vs.append(3 / 4 * sum((v - z) ** 2 for v in loo))
+        iccs.append(direct_anova(groups)[0])
+        n_j = np.array([len(g) for g in groups])
+        n0 = (n_j.sum() - (n_j**2).sum() / n_j.sum()) / 3
+    z_bar = np.mean(zs)
+    se = np.sqrt(np.mean(vs) + 1.5 * np.var(zs, ddof=1))
+    q = student_t.ppf(norm.cdf(1.96), 3)
+    want = [1 - n0 / (np.exp(2 * (z_bar + s * q * se)) + n0 - 1) for s in (-1, 1)]
+    np.testing.assert_allclose([row["ci_low"], row["ci_high"]], want, rtol=1e-9)
+    assert row["estimate"] == pytest.approx(np.mean(iccs), rel=1e-10)
+    assert "Rubin" in row["method"]

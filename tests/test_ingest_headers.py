@@ -1,0 +1,98 @@
+"""Two-line headers as 教育事业统计 tables and Excel merged cells give them: a group line (教师数,
+教学仪器设备值) over a detail line (高于规定学历教师数 …, (万元)), with the single-line titles
+(学校名称 …) merged down both lines, so Excel stores them in the upper line only."""
+
+from __future__ import annotations
+
+import openpyxl
+import pytest
+from _ingest_fixtures import LOOKUPS, SALT, ctx, make_root, write_csv
+
+from pipeline import ingest
+
+UPPER = ["年份", "区县代码", "学校编号", "学校名称", "学段", "在校生数", "教师数", None,
+         "教学仪器设备值", "学生", "教师"]  # fmt: skip
+LOWER = [None, None, None, None, None, None, "高于规定学历教师数", "县级及以上骨干教师数",
+         "(万元)", "合计", "合计"]  # fmt: skip
+DATA = [
+    [2022, "450107", "4501070001", "一小", "小学", 600, 30, 5, 120, 600, 30],
+    [2022, "450107", "4501070002", "二中", "初中", 900, 50, 8, 250.5, 900, 50],
+]
+
+
+@pytest.fixture(autouse=True)
+def _salt(monkeypatch):
+    monkeypatch.setenv("EQM_SALT", SALT)
+
+
+def _xlsx(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["2022年义务教育学校办学条件统计表"])
+    ws.merge_cells("A1:K1")
+    ws.append(UPPER)
+    ws.append(LOWER)
+    for col in "ABCDEF":  # single-line titles merged down the two header lines
+        ws.merge_cells(f"{col}2:{col}3")
+    ws.merge_cells("G2:H2")  # 教师数 over its two detail columns
+    for r in DATA:
+        ws.append(r)
+    wb.save(path)
+
+
+def _check(res, name):
+    sch = res.tables["schools"].set_index("school_id")
+    assert sch.loc["4501070001", "school_name"] == "一小"
+    assert sch.loc["4501070001", "teachers_above_degree"] == 30
+    assert sch.loc["4501070002", "backbone_teachers"] == 8
+    # 教学仪器设备值 over (万元): the 万元 column, × 10,000 (hand: 250.5 万元 = 2,505,000 元)
+    assert sch.loc["4501070002", "equipment_value_yuan"] == 2_505_000
+    assert sch.loc["4501070001", "enrollment"] == 600
+    # rows are numbered as the user sees them: title line 1, header lines 2–3, data from line 4
+    assert sorted(sch["source_row"]) == [4, 5]
+    info = res.manifest["files"][name]
+    assert (info["header_row"], info["header_rows"]) == (2, 2)
+    assert res.quarantine.empty
+
+
+def test_two_line_excel_header_with_merged_cells(tmp_path):
+    root = make_root(tmp_path)
+    _xlsx(root / "data/raw/schools/办学条件.xlsx")
+    _check(ingest.run(ctx(root)), "schools/办学条件.xlsx")
+
+
+def test_two_line_csv_header(tmp_path):
+    # the same table saved as CSV from Excel: merged cells become empty fields
+    root = make_root(tmp_path)
+    write_csv(root / "data/raw/schools/办学条件.csv", UPPER, [LOWER, *DATA], encoding="gbk",
+              title="2022年义务教育学校办学条件统计表")  # fmt: skip
+    _check(ingest.run(ctx(root)), "schools/办学条件.csv")
+
+
+def test_repeated_detail_titles_stay_distinct():
+    cells = ingest._merge_header_rows(UPPER, LOWER, "schools", LOOKUPS, {})
+    assert cells[-2:] == ["学生合计", "教师合计"]  # unknown columns, named by group + detail
+    assert cells[6:9] == ["高于规定学历教师数", "县级及以上骨干教师数", "教学仪器设备值(万元)"]
+    assert cells[:2] == ["年份", "区县代码"]
+
+
+def test_one_line_header_is_not_merged_with_the_first_data_row():
+    header = ["学校编号", "学校名称", "学段", "学校类别"]
+    text_row = ["甲校", "一小", "小学", "完全小学"]  # a first data row without any number
+    number_row = ["4501070001", "一小", "小学", "完全小学"]
+    for rows in ([header, text_row], [header, number_row], [["统计表"], header, number_row]):
+        idx = ingest.find_header_row(rows, "schools", LOOKUPS, {}, "s.csv", 10)
+        cells, top, low = ingest.header_block(rows, idx, "schools", LOOKUPS, {})
+        assert (top, low) == (idx, idx) and cells == header
+
+
+def test_sources_header_row_means_one_line(tmp_path):
+    # an explicit header_row is taken as given: the line below is data, even if text-only
+    root = make_root(tmp_path)
+    _xlsx(root / "data/raw/schools/办学条件.xlsx")
+    (root / "data/raw/sources.yaml").write_text(
+        "files:\n  schools/办学条件.xlsx: {header_row: 2}\n", encoding="utf-8"
+    )
+    res = ingest.run(ctx(root))
+    assert res.manifest["files"]["schools/办学条件.xlsx"]["header_rows"] == 1
