@@ -346,11 +346,28 @@ def _nfkc(text: pd.Series) -> pd.Series:
     return _map_unique(text, lambda u: unicodedata.normalize("NFKC", u))
 
 
-def _to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+_THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"  # 1,200 / 12,345,678.5 (after NFKC: ， → ,)
+_DECIMAL_COMMA = r"^[+-]?\d*,\d+$"  # 12,5: a decimal comma (files from semicolon locales)
+
+
+def _to_number(raw: pd.Series, decimal_comma: bool = False) -> tuple[pd.Series, np.ndarray]:
+    """Text cells → float; ``fail`` marks a non-empty cell that is not a number.
+
+    A comma is a thousands separator only in a valid grouping (``1,200``, ``12,345.5``). In a
+    semicolon-separated file (``decimal_comma``: Excel in a decimal-comma locale, which writes no
+    thousands separator) a comma is the decimal mark: ``12,5`` is 12.5 and ``1,200`` is 1.2. Any
+    other comma makes the cell not a number, so it is set aside rather than misread.
+    """
     if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64"), np.zeros(len(raw), dtype=bool)
     text = _nfkc(as_text(raw))
-    cleaned = text.str.replace(",", "", regex=False).str.replace("，", "", regex=False)
+    stripped = text.str.strip()
+    if decimal_comma:
+        dec = stripped.str.match(_DECIMAL_COMMA, na=False)
+        cleaned = stripped.where(~dec, stripped.str.replace(",", ".", regex=False))
+    else:
+        grouped = stripped.str.match(_THOUSANDS, na=False)
+        cleaned = stripped.where(~grouped, stripped.str.replace(",", "", regex=False))
     num = pd.to_numeric(cleaned, errors="coerce").astype("float64")
     num = num.where(np.isfinite(num))
     fail = text.notna().to_numpy() & num.isna().to_numpy()
@@ -548,7 +565,8 @@ def find_header_row(
             f"在前 {scan} 行中找不到表头（没有任何一列能对应到「{schemas.INPUT_TABLES[table].label}」的列名）。",
             file=source,
             hint="请确认文件放在正确的文件夹中；如果表头在更靠下的行，请在 data/raw/sources.yaml 中为该文件"
-            "设置 header_row（从 1 开始，与 Excel 行号一致）。",
+            "设置 header_row（从 1 开始，与 Excel 行号一致）；文本文件如果分隔符识别有误，可设置 delimiter"
+            "（comma、tab、semicolon 或 pipe）。",
         )
     return best_i
 
@@ -572,7 +590,8 @@ def _merge_header_rows(
 
     A group title merged across columns is stored in its first cell only, so it is carried right
     over the following columns that have a detail cell but no upper cell of their own. A column
-    then takes the first of ``upper + lower``, ``lower``, ``upper`` that is a known column name;
+    then takes the first of ``upper + lower``, ``lower + upper`` (成绩 over 数学 → 数学成绩),
+    ``lower``, ``upper`` that is a known column name;
     an unknown column is named ``upper + lower`` (or whichever line has text), so repeated detail
     titles such as 合计 under different groups stay distinct.
     """
@@ -589,13 +608,23 @@ def _merge_header_rows(
         else:
             carried = None
         joined = (u or "") + (low or "") or None
-        choices = [c for c in (joined, low, u) if c is not None]
+        reverse = low + u if (u and low) else None
+        choices = [c for c in (joined, reverse, low, u) if c is not None]
         known = next(
             (c for c in choices if header_target(table, c, lookups, file_aliases) is not None),
             None,
         )
         out.append(known or joined)
     return out
+
+
+_UNIT_CELL = re.compile(r"^(?:[(（\[【].{1,12}[)）\]】]|单位[:：].{1,12})$")
+
+
+def _is_units_line(cells: Sequence[Any]) -> bool:
+    """A line of units under the header, e.g. ``（人）  （万元）``: every filled cell is a unit."""
+    texts = [t for t in (_cell_text(c) for c in cells) if t is not None]
+    return bool(texts) and all(_UNIT_CELL.match(t.strip()) for t in texts)
 
 
 def header_block(
@@ -605,8 +634,16 @@ def header_block(
 
     Row ``idx`` alone, or merged (:func:`_merge_header_rows`) with the line above or below it when
     that matches strictly more known columns. A line holding a number is data, never a header
-    line, so a first data row is not taken for a detail line.
+    line, so a first data row is not taken for a detail line. A units line right below the header
+    (``（人） （万元）``) is always joined: it can change what a column means (万元 → × 10,000)
+    without changing how many columns are known.
     """
+    if idx + 1 < len(rows) and _is_units_line(rows[idx + 1]):
+        return (
+            _merge_header_rows(rows[idx], rows[idx + 1], table, lookups, file_aliases),
+            idx,
+            idx + 1,
+        )
     single = list(rows[idx])
     best = (_score_header_row(single, table, lookups, file_aliases), single, idx, idx)
     for top in (idx - 1, idx):
@@ -1173,6 +1210,8 @@ def _missing_column_error(
 
 
 def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: str) -> FileResult:
+    # a semicolon-separated file comes from a decimal-comma locale: 12,5 means 12.5
+    decimal_comma = raw.meta.get("delimiter") == "semicolon"
     """Canonical rows and quarantine for one raw file (pure: no file access)."""
     table, source, hint = raw.table, raw.source, raw.hint
     tbl = schemas.INPUT_TABLES[table]
@@ -1284,7 +1323,7 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
                 s,
             )
         elif c.dtype == "float":
-            val, bad = _to_number(s)
+            val, bad = _to_number(s, decimal_comma)
             val = val * scale
             fails.add(bad, h, "ingest.not_a_number", f"{c.label}{{}}不是数字", s)
         elif c.dtype == "bool" or c.dtype == "category":
@@ -1302,7 +1341,7 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
         out[c.name] = val.reset_index(drop=True)
 
     for k, h in sorted(pvs.items()):
-        val, bad = _to_number(raw_col(h))
+        val, bad = _to_number(raw_col(h), decimal_comma)
         fails.add(bad, h, "ingest.not_a_number", f"{k}{{}}不是数字", raw_col(h))
         out[k] = val
     # wide score cells: a bad cell sets aside that subject's score of the row, not the student row
@@ -1321,7 +1360,7 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
                 s,
             )
         else:
-            val, bad = _to_number(s)
+            val, bad = _to_number(s, decimal_comma)
             sf.add(bad, h, "ingest.not_a_number", f"{h}{{}}不是数字", s)
         wide_vals[(subj, fld)] = val
 

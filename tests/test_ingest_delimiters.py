@@ -113,3 +113,32 @@ def test_extra_field_error_names_the_separator_and_line(tmp_path):
     with pytest.raises(EqmError, match="制表符") as err:
         ingest.run(ctx(root))
     assert (err.value.file, err.value.row) == ("students/s.txt", 3)
+
+
+def test_decimal_commas_in_a_semicolon_file(tmp_path):
+    # Excel in a decimal-comma locale writes 12,5 for 12.5 and separates fields with ';'
+    root = make_root(tmp_path)
+    rows = [list(r) for r in STUDENT_ROWS]
+    w, sleep, score = (
+        STUDENT_HEADER.index(c) for c in ("学生权重", "每天睡眠时间(小时)", "数学成绩")
+    )
+    rows[0][w], rows[0][sleep], rows[0][score] = "12,5", "9,5", "512,3"
+    write_csv(root / "data/raw/students/s.csv", STUDENT_HEADER, rows, delimiter=";")
+    minimal_schools(root)
+    res = ingest.run(ctx(root))
+    first = res.tables["students"].set_index("source_row").loc[2]
+    assert (first["weight"], first["sleep_hours"]) == (12.5, 9.5)
+    sc = res.tables["scores"]
+    assert 512.3 in sc["scale_score"].tolist()
+    assert res.quarantine.empty
+
+
+def test_commas_in_numbers_of_a_comma_file(tmp_path):
+    # "1,200" (a quoted thousands grouping) is 1200; "12,5" is not a number here and is set aside
+    # with its reason instead of being read as 125
+    got, fail = ingest._to_number(pd.Series(["1,200", "12,345.5", "12,5", "1,2,3", "7"]))
+    assert got.tolist()[:2] == [1200.0, 12345.5] and got.tolist()[4] == 7.0
+    assert fail.tolist() == [False, False, True, True, False]
+    # semicolon file (decimal-comma locale): the comma is the decimal mark
+    got, fail = ingest._to_number(pd.Series(["12,5", "1,200", ",5", "1.5"]), decimal_comma=True)
+    assert got.tolist() == [12.5, 1.2, 0.5, 1.5] and not fail.any()

@@ -96,3 +96,69 @@ def test_sources_header_row_means_one_line(tmp_path):
     )
     res = ingest.run(ctx(root))
     assert res.manifest["files"]["schools/办学条件.xlsx"]["header_rows"] == 1
+
+
+SCHOOL_HEAD = ["年份", "区县代码", "学校编号", "学校名称", "学段", "在校生数", "教学仪器设备值"]
+SCHOOL_ROW = ["2022", "450107", "4501070001", "一小", "小学", "600", "120"]
+
+
+def test_units_line_under_the_header_is_joined_csv(tmp_path):
+    # review repro: a units line (（人）, （万元）) under a one-line header; 120 万元 = 1,200,000 元
+    root = make_root(tmp_path)
+    units = ["", "", "", "", "", "（人）", "（万元）"]
+    write_csv(root / "data/raw/schools/s.csv", SCHOOL_HEAD, [units, SCHOOL_ROW])
+    res = ingest.run(ctx(root))
+    sch = res.tables["schools"]
+    assert sch["equipment_value_yuan"].tolist() == [1_200_000.0]
+    assert sch["enrollment"].tolist() == [600.0] and sch["source_row"].tolist() == [3]
+    assert res.manifest["files"]["schools/s.csv"]["header_rows"] == 2
+    assert res.quarantine.empty
+
+
+def test_units_line_under_the_header_is_joined_xlsx(tmp_path):
+    # two title rows, the header on row 3, (万元) alone on row 4 under 教学仪器设备值
+    root = make_root(tmp_path)
+    path = root / "data/raw/schools/s.xlsx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["2022年办学条件"])
+    ws.append(["填报单位：西乡塘区教育局"])
+    ws.append(SCHOOL_HEAD)
+    ws.append([None] * 6 + ["(万元)"])
+    ws.append([2022, "450107", "4501070001", "一小", "小学", 600, 120])
+    wb.save(path)
+    res = ingest.run(ctx(root))
+    assert res.tables["schools"]["equipment_value_yuan"].tolist() == [1_200_000.0]
+    assert res.tables["schools"]["source_row"].tolist() == [5]
+    info = res.manifest["files"]["schools/s.xlsx"]
+    assert (info["header_row"], info["header_rows"]) == (3, 2)
+
+
+def test_units_line_detection():
+    assert ingest._is_units_line(["", "（人）", "(万元)", None, "单位：元"])
+    assert not ingest._is_units_line(["", "", None])  # nothing: not a units line
+    assert not ingest._is_units_line(["（人）", "一小"])  # a data value among them
+
+
+def test_score_group_over_subject_columns(tmp_path):
+    # 成绩 merged over 数学 | 科学: the subject columns are 数学成绩, 科学成绩 (lower + upper)
+    root = make_root(tmp_path)
+    path = root / "data/raw/students/s.xlsx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["监测年份", "学生编号", "区县", "学校编号", "年级", "学生权重", "成绩", None])
+    ws.append([None] * 6 + ["数学", "科学"])
+    for c in "ABCDEF":
+        ws.merge_cells(f"{c}1:{c}2")
+    ws.merge_cells("G1:H1")
+    ws.append([2020, "S1", "西乡塘区", "4501070001", 4, 12.5, 512.3, 498])
+    ws.append([2020, "S2", "武鸣区", "4501100003", 4, 20, 401, 455.5])
+    wb.save(path)
+    (root / "data/raw/schools").mkdir(parents=True)
+    write_csv(root / "data/raw/schools/s.csv", SCHOOL_HEAD, [SCHOOL_ROW])
+    res = ingest.run(ctx(root))
+    sc = res.tables["scores"]
+    assert sorted(sc["subject"]) == ["math", "math", "science", "science"]
+    assert sorted(sc["scale_score"]) == [401.0, 455.5, 498.0, 512.3]
