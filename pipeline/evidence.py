@@ -485,15 +485,36 @@ def rule_icc(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     """ICC: 校际差异率 >= threshold (优质均衡: must be strictly below 0.15).
 
     Fires on the value (the regulation's rule) unless ``icc_requires_significance``, then on the
-    BH q of the one-sided test of H1: ICC > threshold, ``z = (icc - threshold) / se``."""
+    BH q of the one-sided test of H1: ICC > threshold, ``z = (icc - threshold) / se_test``.
+
+    ``se_test``: the indicators stage builds the ICC's interval on Fisher's z scale (``method``
+    says so), asymmetric around the estimate. The test that agrees with that interval takes its
+    SE from the interval's lower half-width, ``se_test = (icc − ci_low) / q`` with ``q`` the
+    quantile of this test's reference distribution (t with the design df, or normal) at the level
+    of ``ci_z``; then ``p < 1 − Φ(ci_z)`` (0.025) exactly when ``ci_low > threshold``, so the
+    p-value, the severity (高 when the whole interval is at or above the threshold) and the
+    report's wording never contradict each other. A symmetric (Wald) interval or a row without
+    one uses the jackknife SE itself."""
     d = obs[obs["indicator"] == "school_difference_rate"]
     out = _base(d, "ICC")
     thr = p.icc_threshold
     ci_low = d["ci_low"].fillna(d["estimate"] - p.ci_z * d["se"])
-    z, pv = z_test(
-        d["estimate"], pd.Series(thr, index=d.index), d["se"], 1,
-        df=design_df(d, p.p_reference),
-    )  # fmt: skip
+    df = design_df(d, p.p_reference)
+    level = stats.norm.cdf(p.ci_z)
+    dfa = (
+        pd.to_numeric(df, errors="coerce").to_numpy(float)
+        if df is not None
+        else np.full(len(d), np.nan)
+    )
+    q = np.where(
+        np.isfinite(dfa) & (dfa > 0),
+        stats.t.ppf(level, np.where(np.isfinite(dfa) & (dfa > 0), dfa, 1.0)),
+        p.ci_z,
+    )
+    half = d["estimate"] - d["ci_low"]
+    fisher = d["method"].astype(str).str.contains("Fisher's z", regex=False)
+    se_test = (half / q).where(fisher & (half > 0), d["se"])
+    z, pv = z_test(d["estimate"], pd.Series(thr, index=d.index), se_test, 1, df=df)
     out = out.assign(
         benchmark=thr, bench_label="优质均衡标准", gap=d["estimate"] - thr, z=z, p_value=pv,
         threshold=thr, fires_threshold=d["estimate"] >= thr,

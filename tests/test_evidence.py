@@ -605,3 +605,38 @@ def test_params_reject_unknown_rule():
         build_params(EvidenceParams, raw, "evidence")
     with pytest.raises(EqmError, match="alpha"):
         build_params(EvidenceParams, {**raw, "alpha": 1.5}, "evidence")
+
+
+def test_icc_test_agrees_with_the_fisher_interval():
+    """With the asymmetric Fisher-z interval the ICC test takes its SE from the lower half-width,
+    so p < 0.025 exactly when the interval's lower bound is above 0.15 (8 schools: t with 7 df).
+    Review case: ICC 0.467, SE 0.143, CI 0.179–0.766 (wholly above) used to get a Wald p >= 0.025."""
+    method = (
+        "ICC(1) one-way ANOVA (unweighted); JKn jackknife SE; CI on Fisher's z scale (1/2 ln F)"
+    )
+    rows = [
+        ind(indicator="school_difference_rate", estimate=0.467, se=0.143, ci_low=0.179,
+            ci_high=0.766, n_schools=8, method=method),
+        ind(indicator="school_difference_rate", estimate=0.30, se=0.10, ci_low=0.1501,
+            ci_high=0.55, n_schools=8, method=method, subject="chinese"),
+        ind(indicator="school_difference_rate", estimate=0.30, se=0.10, ci_low=0.1499,
+            ci_high=0.55, n_schools=8, method=method, subject="science"),
+    ]  # fmt: skip
+    c = candidates(frame(rows, schemas.INDICATORS), frame([], schemas.RESOURCE_BALANCE),
+                   frame([], schemas.SCHOOL_COMPLIANCE), frame([], schemas.COUNTY_REPORTS),
+                   PARAMS, CITY)  # fmt: skip
+    c = c[c["rule_id"] == "ICC"].set_index("subject")
+    # R: q = qt(pnorm(1.96), 7) = 2.364681; se = (0.467 - 0.179)/q = 0.1217923;
+    # t = (0.467 - 0.15)/se = 2.602792; p = pt(-2.602792, 7) = 0.01764075
+    assert c.loc["math", "p_value"] == pytest.approx(0.01764075, abs=1e-7)
+    assert c.loc["math", "severity"] == "高"
+    # the boundary: 1 - pnorm(1.96) = 0.02499790 (R)
+    assert c.loc["chinese", "p_value"] < 0.0249979 < c.loc["science", "p_value"]
+    assert c.loc["chinese", "p_value"] == pytest.approx(0.0249979, abs=2e-4)
+    # a symmetric (Wald) interval keeps the jackknife SE: (0.30 - 0.15)/0.10 = 1.5,
+    # R pt(-1.5, 7) = 0.08864924
+    wald = ind(indicator="school_difference_rate", estimate=0.30, se=0.10, n_schools=8)
+    w = candidates(frame([wald], schemas.INDICATORS), frame([], schemas.RESOURCE_BALANCE),
+                   frame([], schemas.SCHOOL_COMPLIANCE), frame([], schemas.COUNTY_REPORTS),
+                   PARAMS, CITY)  # fmt: skip
+    assert w.loc[w["rule_id"] == "ICC", "p_value"].iloc[0] == pytest.approx(0.08864924, abs=1e-7)

@@ -655,8 +655,58 @@ class _Rules:
 def test_gap_p_value_is_two_sided_normal_and_hidden_when_suppressed():
     f = views.Fmt(_params().rules())
     # normal table (R: 2*pnorm(-1.96) = 0.04999579, 2*pnorm(-1) = 0.3173105, 2*pnorm(-4) = 6.3e-05)
-    assert views._gap_p(f, {"estimate": -19.6, "se": 10.0}) == "0.050"
+    # 0.04999579 < 0.05 must not print as "0.050" (nor "0.0500")
+    assert views._gap_p(f, {"estimate": -19.6, "se": 10.0}) == "<0.05"
+    assert views._gap_p(f, {"estimate": -19.7, "se": 10.0}) == "0.049"  # R: 0.04884
     assert views._gap_p(f, {"estimate": 5.0, "se": 5.0}) == "0.317"
     assert views._gap_p(f, {"estimate": 40.0, "se": 10.0}) == "<0.001"
     assert views._gap_p(f, {"estimate": 40.0, "se": 10.0, "suppressed": True}) == views.SUPPRESSED
     assert views._gap_p(f, {"estimate": 40.0, "se": float("nan")}) == views.MISSING
+
+
+def test_numbers_near_the_standard_keep_their_side():
+    f = views.Fmt(_params().rules())
+    assert f.num_against(0.1497, "rate", 0.15) == "0.1497"  # not "0.150" beside "below 0.15"
+    assert f.num_against(0.15004, "rate", 0.15) == "0.15004"
+    assert f.num_against(0.1499996, "rate", 0.15) == "0.14999"  # rounded away from 0.15
+    assert (
+        f.num_against(0.15, "rate", 0.15) == "0.150" and f.num_against(0.2, "rate", 0.15) == "0.200"
+    )
+    row = {"estimate": 0.1, "ci_low": 0.05, "ci_high": 0.1497}
+    assert f.ci_against(row, "rate", 0.15) == "0.050～0.1497"
+    assert f.p(0.0504) == "0.050" and f.p(0.0496) == "0.0496"
+
+
+def test_sdr_findings_say_what_the_intervals_bear_out():
+    f, rules = views.Fmt(_params().rules()), _params().rules()
+
+    class _Lk:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def get(self, year, county, g, s, indicator):
+            return self.rows.get((g, s))
+
+    def sdr(est, lo, hi, **kw):
+        return {
+            "estimate": est,
+            "ci_low": lo,
+            "ci_high": hi,
+            "indicator": "school_difference_rate",
+            **kw,
+        }
+
+    cells = [(4, "chinese"), (8, "chinese"), (8, "arts")]
+    lk = _Lk({(4, "chinese"): sdr(0.30, 0.18, 0.52), (8, "chinese"): sdr(0.155, 0.001, 0.56),
+              (8, "arts"): sdr(0.05, 0.01, 0.20)})  # fmt: skip
+    text = "".join(views._sdr_findings(f, lk, 2022, "450107", cells, rules))
+    assert "未低于 0.15 的学科：四年级语文 0.300、八年级语文 0.155" in text
+    assert "其中 1 项的 95% 置信区间整体高于 0.15，其余 1 项的区间包含 0.15，尚难定论" in text
+    lk = _Lk({(4, "chinese"): sdr(0.05, 0.01, 0.12), (8, "chinese"): sdr(0.10, 0.02, 0.30),
+              (8, "arts"): sdr(0.1, 0.0, 0.2, suppressed=True)})  # fmt: skip
+    text = "".join(views._sdr_findings(f, lk, 2022, "450107", cells, rules))
+    assert (
+        "已显示的各学科校际差异率均低于 0.15，但其中 1 项的 95% 置信区间包含 0.15，尚难定论。"
+        in text
+    )
+    assert "另有 1 个学科的校际差异率因样本不足未予显示。" in text

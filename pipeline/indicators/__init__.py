@@ -220,6 +220,7 @@ def make_summary(
         (ind["indicator"] == "school_difference_rate")
         & (ind["source"] == "computed")
         & (ind["county_code"] != monitoring.city_code)
+        & ~ind["suppressed"]  # cells that cannot be shown are not counted either
     ]
     verdict = pd.Series(schemas.icc_verdict(icc["ci_low"], icc["ci_high"], params.icc_threshold))
     return {

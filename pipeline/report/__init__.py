@@ -268,6 +268,13 @@ def build_reports(
         "org": params.organisation,
         "suppression_note": params.suppression_note,
         "sdr_max": f"{params.quality_sdr_max:g}",
+        # how the indicators stage built the 校际差异率 intervals (its method text says so)
+        "icc_fisher": bool(
+            inp.indicators.loc[inp.indicators["indicator"] == "school_difference_rate", "method"]
+            .astype(str)
+            .str.contains("Fisher's z", regex=False)
+            .any()
+        ),
         "min_students": params.min_students,
         "min_schools": params.min_schools,
     }

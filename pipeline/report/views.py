@@ -209,10 +209,36 @@ class Fmt:
         return self.num(row.get("estimate"), kind or kind_of(row.get("indicator", "")))
 
     def p(self, v: Any) -> str:
+        """A p-value to 3 decimals; one more where rounding would carry it across 0.05."""
         f = _num(v)
         if f is None:
             return MISSING
-        return "<0.001" if f < 0.001 else f"{f:.3f}"
+        if f < 0.001:
+            return "<0.001"
+        for text in (f"{f:.3f}", f"{f:.4f}"):
+            if (float(text) < 0.05) == (f < 0.05):
+                return text
+        return "<0.05"
+
+    def num_against(self, v: Any, kind: str, threshold: float) -> str:
+        """:meth:`num`, with one more decimal where the value would print as the threshold it
+        is not (0.1497 → "0.1497", not "0.150" next to "below 0.15")."""
+        f, d = _num(v), self.decimals(kind)
+        if f is None or f == threshold:
+            return self.num(v, kind)
+        for extra in (0, 1, 2):
+            if round(f, d + extra) != round(threshold, d + extra):
+                return self.num(f, kind, d + extra)
+        step = 10.0 ** -(d + 2)  # closer still: round away from the threshold, keeping the side
+        return self.num((math.floor if f < threshold else math.ceil)(f / step) * step, kind, d + 2)
+
+    def ci_against(self, row: Mapping | None, kind: str, threshold: float) -> str:
+        """:meth:`ci` with :meth:`num_against` bounds."""
+        text = self.ci(row, kind)
+        if row is None or text in (MISSING, SUPPRESSED):
+            return text
+        lo, hi = row.get("ci_low"), row.get("ci_high")
+        return f"{self.num_against(lo, kind, threshold)}～{self.num_against(hi, kind, threshold)}"
 
 
 def level_label(v: Any) -> str:
@@ -647,8 +673,13 @@ def _balance(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> dict:
         sdr = lk.get(year, county, g, s, "school_difference_rate")
         sdr_rows.append([
             label,
-            f.est(sdr, "rate") + (" *" if sdr and sdr.get("source") == "official" else ""),
-            f.ci(sdr, "rate"),
+            (
+                f.num_against(sdr["estimate"], "rate", rules.quality_sdr_max)
+                if sdr and not sdr.get("suppressed")
+                else f.est(sdr, "rate")
+            )
+            + (" *" if sdr and sdr.get("source") == "official" else ""),
+            f.ci_against(sdr, "rate", rules.quality_sdr_max),
             f.est(lk.get(year, county, g, s, "eta_squared"), "rate"),
             f.est(lk.get(year, county, g, s, "school_mean_cv"), "rate"),
             _n(sdr, "n_schools"),
@@ -718,6 +749,14 @@ def _n(row: Mapping | None, col: str) -> str:
     return MISSING if v is None else f"{int(v)}"
 
 
+def _sdr_verdict(sdr: Mapping, thr: float) -> str | None:
+    """'below' / 'above' / 'unsure' (:func:`pipeline.schemas.icc_verdict`); None without a CI."""
+    lo, hi = _num(sdr.get("ci_low")), _num(sdr.get("ci_high"))
+    if lo is None or hi is None:
+        return None
+    return str(schemas.icc_verdict(lo, hi, thr))
+
+
 def _quality_sdr_light(sdr: Mapping | None, rules: ViewRules) -> dict:
     """Pass/fail on the value (the regulation's rule); the text adds what the 95% CI says.
 
@@ -728,10 +767,9 @@ def _quality_sdr_light(sdr: Mapping | None, rules: ViewRules) -> dict:
     if sdr is None or sdr.get("suppressed") or _num(sdr.get("estimate")) is None:
         return light("na")
     thr = rules.quality_sdr_max
-    lo, hi = _num(sdr.get("ci_low")), _num(sdr.get("ci_high"))
+    verdict = _sdr_verdict(sdr, thr)
     ci = ""
-    if lo is not None and hi is not None:
-        verdict = str(schemas.icc_verdict(lo, hi, thr))
+    if verdict is not None:
         ci = {
             "below": f"；置信区间整体低于 {thr:g}",
             "above": f"；置信区间整体高于 {thr:g}",
@@ -742,6 +780,47 @@ def _quality_sdr_light(sdr: Mapping | None, rules: ViewRules) -> dict:
         if _num(sdr["estimate"]) < thr
         else light("fail", f"否（≥ {thr:g}{ci}）")
     )
+
+
+def _sdr_findings(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> list[str]:
+    """Headline sentences on 校际差异率: the subjects at or above the standard, and how many of the
+    verdicts the 95% intervals bear out (wholly above / wholly below) or leave open (interval
+    contains the standard: within sampling error with 8–12 schools)."""
+    thr = rules.quality_sdr_max
+    bad, n_bad_sure, n_good, n_good_sure = [], 0, 0, 0
+    for g, s in cells:
+        sdr = lk.get(year, county, g, s, "school_difference_rate")
+        state = _quality_sdr_light(sdr, rules)["state"]
+        if state == "fail":
+            bad.append(f"{cell_label(g, s)} {f.est(sdr, 'rate')}")
+            n_bad_sure += _sdr_verdict(sdr, thr) == "above"
+        elif state == "pass":
+            n_good += 1
+            n_good_sure += _sdr_verdict(sdr, thr) == "below"
+    out = []
+    if bad:
+        text = f"校际差异率未低于 {thr:g} 的学科：{'、'.join(bad)}"
+        if n_bad_sure == len(bad):
+            text += f"，95% 置信区间均整体高于 {thr:g}"
+        elif n_bad_sure:
+            text += (
+                f"；其中 {n_bad_sure} 项的 95% 置信区间整体高于 {thr:g}，"
+                f"其余 {len(bad) - n_bad_sure} 项的区间包含 {thr:g}，尚难定论"
+            )
+        else:
+            text += f"；各项的 95% 置信区间均包含 {thr:g}，尚难定论"
+        out.append(text + "。")
+    n_hidden = len(cells) - len(bad) - n_good
+    if n_good and not bad:
+        text = f"{'已显示的' if n_hidden else ''}各学科校际差异率均低于 {thr:g}"
+        if n_good_sure < n_good:
+            text += f"，但其中 {n_good - n_good_sure} 项的 95% 置信区间包含 {thr:g}，尚难定论"
+        out.append(text + "。")
+    if n_hidden and (bad or n_good):
+        out.append(f"另有 {n_hidden} 个学科的校际差异率因样本不足未予显示。")
+    elif n_hidden:
+        out.append("校际差异率因样本不足未予显示。")
+    return out
 
 
 def _quality_items(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> list[dict]:
@@ -1176,15 +1255,7 @@ def _findings(
         if med is not None and not med.get("suppressed"):
             text += f"；中等及以上比例 {f.est(med, 'percent')}"
         out.append(text + "。")
-    bad_sdr = []
-    for g, s in cells:
-        sdr = lk.get(year, county, g, s, "school_difference_rate")
-        if _quality_sdr_light(sdr, rules)["state"] == "fail":
-            bad_sdr.append(f"{cell_label(g, s)} {f.est(sdr, 'rate')}")
-    if bad_sdr:
-        out.append(f"校际差异率未低于 {rules.quality_sdr_max:g} 的学科：{'、'.join(bad_sdr)}。")
-    elif cells:
-        out.append(f"各学科校际差异率均低于 {rules.quality_sdr_max:g}，或因样本不足未予显示。")
+    out.extend(_sdr_findings(f, lk, year, county, cells, rules))
     for st, (n_pass, n_all) in resources["n_pass_by_stage"].items():
         stage = schemas.STAGE_LABELS.get(st, st)
         text = f"{stage} {n_all} 项资源配置指标中 {n_pass} 项差异系数达标"
