@@ -19,3 +19,11 @@ def project_root(tmp_path: Path) -> Path:
     """An empty round folder holding only a copy of the repository's params.yaml."""
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     return tmp_path
+
+
+@pytest.fixture
+def ingest_salt(monkeypatch):
+    """The pseudonymisation salt of the ingest tests (``_ingest_fixtures.SALT``), set in the env."""
+    from _ingest_fixtures import SALT
+
+    monkeypatch.setenv("EQM_SALT", SALT)

@@ -43,9 +43,7 @@ def core(table: str, df: pd.DataFrame, hint: FileHint = NO_HINT, lookups=LOOKUPS
     return ingest.ingest_frames([raw], lookups, PARAMS, SALT)
 
 
-@pytest.fixture(autouse=True)
-def _salt(monkeypatch):
-    monkeypatch.setenv("EQM_SALT", SALT)
+pytestmark = pytest.mark.usefixtures("ingest_salt")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from _ingest_fixtures import (
-    SALT,
     STUDENT_HEADER,
     STUDENT_ROWS,
     ctx,
@@ -19,10 +18,7 @@ from _ingest_fixtures import (
 from pipeline import ingest
 from pipeline.errors import EqmError
 
-
-@pytest.fixture(autouse=True)
-def _salt(monkeypatch):
-    monkeypatch.setenv("EQM_SALT", SALT)
+pytestmark = pytest.mark.usefixtures("ingest_salt")
 
 
 def _ingest(tmp_path, name, sub, **write):

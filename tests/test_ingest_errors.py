@@ -30,10 +30,7 @@ from pipeline import ingest
 from pipeline.errors import EqmError
 from pipeline.ingest import FileHint, RawFile
 
-
-@pytest.fixture(autouse=True)
-def _salt(monkeypatch):
-    monkeypatch.setenv("EQM_SALT", SALT)
+pytestmark = pytest.mark.usefixtures("ingest_salt")
 
 
 def run_error(root: Path) -> EqmError:

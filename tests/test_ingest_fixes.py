@@ -12,7 +12,6 @@ import openpyxl
 import pytest
 from _ingest_fixtures import (
     RAW_IDS,
-    SALT,
     STUDENT_HEADER,
     STUDENT_ROWS,
     ctx,
@@ -25,10 +24,7 @@ from _ingest_fixtures import (
 from pipeline import ingest, schemas, validate
 from pipeline.errors import EqmError
 
-
-@pytest.fixture(autouse=True)
-def _salt(monkeypatch):
-    monkeypatch.setenv("EQM_SALT", SALT)
+pytestmark = pytest.mark.usefixtures("ingest_salt")
 
 
 def _students(root, rows, name="students/s.csv"):

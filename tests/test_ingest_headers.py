@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import openpyxl
 import pytest
-from _ingest_fixtures import LOOKUPS, SALT, ctx, make_root, write_csv
+from _ingest_fixtures import LOOKUPS, ctx, make_root, write_csv
 
 from pipeline import ingest
 
@@ -20,25 +20,24 @@ DATA = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _salt(monkeypatch):
-    monkeypatch.setenv("EQM_SALT", SALT)
+pytestmark = pytest.mark.usefixtures("ingest_salt")
+
+
+def _book(path, lines, merges=()):
+    """An xlsx sheet of ``lines`` with the given merged ranges (Excel keeps the top-left text)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb = openpyxl.Workbook()
+    for line in lines:
+        wb.active.append(line)
+    for m in merges:
+        wb.active.merge_cells(m)
+    wb.save(path)
 
 
 def _xlsx(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.append(["2022年义务教育学校办学条件统计表"])
-    ws.merge_cells("A1:K1")
-    ws.append(UPPER)
-    ws.append(LOWER)
-    for col in "ABCDEF":  # single-line titles merged down the two header lines
-        ws.merge_cells(f"{col}2:{col}3")
-    ws.merge_cells("G2:H2")  # 教师数 over its two detail columns
-    for r in DATA:
-        ws.append(r)
-    wb.save(path)
+    # title merged across; single-line titles merged down both header lines; 教师数 over two
+    merges = ["A1:K1", *(f"{c}2:{c}3" for c in "ABCDEF"), "G2:H2"]
+    _book(path, [["2022年义务教育学校办学条件统计表"], UPPER, LOWER, *DATA], merges)
 
 
 def _check(res, name):
@@ -118,16 +117,9 @@ def test_units_line_under_the_header_is_joined_csv(tmp_path):
 def test_units_line_under_the_header_is_joined_xlsx(tmp_path):
     # two title rows, the header on row 3, (万元) alone on row 4 under 教学仪器设备值
     root = make_root(tmp_path)
-    path = root / "data/raw/schools/s.xlsx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.append(["2022年办学条件"])
-    ws.append(["填报单位：西乡塘区教育局"])
-    ws.append(SCHOOL_HEAD)
-    ws.append([None] * 6 + ["(万元)"])
-    ws.append([2022, "450107", "4501070001", "一小", "小学", 600, 120])
-    wb.save(path)
+    lines = [["2022年办学条件"], ["填报单位：西乡塘区教育局"], SCHOOL_HEAD, [None] * 6 + ["(万元)"],
+             [2022, "450107", "4501070001", "一小", "小学", 600, 120]]  # fmt: skip
+    _book(root / "data/raw/schools/s.xlsx", lines)
     res = ingest.run(ctx(root))
     assert res.tables["schools"]["equipment_value_yuan"].tolist() == [1_200_000.0]
     assert res.tables["schools"]["source_row"].tolist() == [5]
@@ -144,18 +136,11 @@ def test_units_line_detection():
 def test_score_group_over_subject_columns(tmp_path):
     # 成绩 merged over 数学 | 科学: the subject columns are 数学成绩, 科学成绩 (lower + upper)
     root = make_root(tmp_path)
-    path = root / "data/raw/students/s.xlsx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.append(["监测年份", "学生编号", "区县", "学校编号", "年级", "学生权重", "成绩", None])
-    ws.append([None] * 6 + ["数学", "科学"])
-    for c in "ABCDEF":
-        ws.merge_cells(f"{c}1:{c}2")
-    ws.merge_cells("G1:H1")
-    ws.append([2020, "S1", "西乡塘区", "4501070001", 4, 12.5, 512.3, 498])
-    ws.append([2020, "S2", "武鸣区", "4501100003", 4, 20, 401, 455.5])
-    wb.save(path)
+    lines = [["监测年份", "学生编号", "区县", "学校编号", "年级", "学生权重", "成绩", None],
+             [None] * 6 + ["数学", "科学"],
+             [2020, "S1", "西乡塘区", "4501070001", 4, 12.5, 512.3, 498],
+             [2020, "S2", "武鸣区", "4501100003", 4, 20, 401, 455.5]]  # fmt: skip
+    _book(root / "data/raw/students/s.xlsx", lines, [*(f"{c}1:{c}2" for c in "ABCDEF"), "G1:H1"])
     (root / "data/raw/schools").mkdir(parents=True)
     write_csv(root / "data/raw/schools/s.csv", SCHOOL_HEAD, [SCHOOL_ROW])
     res = ingest.run(ctx(root))
