@@ -710,3 +710,21 @@ def test_sdr_findings_say_what_the_intervals_bear_out():
         in text
     )
     assert "另有 1 个学科的校际差异率因样本不足未予显示。" in text
+
+
+def test_summary_marks_sdr_verdicts_the_interval_leaves_open(rendered):
+    """A 校际差异率 cell whose 95% CI contains 0.15 carries † and the table explains it; a cell
+    whose CI lies wholly on one side does not (counted from the fixture's own rows)."""
+    ind = rendered["tables"]["indicators"]
+    sdr = ind[(ind["indicator"] == "school_difference_rate") & (ind["year"] == YEAR)
+              & ind["county_code"].isin(COUNTIES)]  # fmt: skip
+    # the value shown: an official one wins over the computed one (domain notes)
+    shown = sdr.sort_values("source", key=lambda s: s.eq("official")).drop_duplicates(
+        ["county_code", "grade", "subject"], keep="last"
+    )
+    shown = shown[~shown["suppressed"].astype(bool)]
+    open_ = shown[(shown["ci_low"] < 0.15) & (shown["ci_high"] >= 0.15)]
+    assert 0 < len(open_) < len(shown)  # the fixture has both kinds
+    overview = rendered["html"]["summary"].split("摘要：各区县主要结果")[1].split("一、学业表现")[0]
+    assert overview.count("†）") == len(open_)
+    assert "† 95% 置信区间包含 0.15，达标与否尚难定论。" in overview

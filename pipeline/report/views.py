@@ -749,6 +749,9 @@ def _n(row: Mapping | None, col: str) -> str:
     return MISSING if v is None else f"{int(v)}"
 
 
+UNSURE_MARK = "†"  # a 校际差异率 verdict whose 95% interval contains the standard
+
+
 def _sdr_verdict(sdr: Mapping, thr: float) -> str | None:
     """'below' / 'above' / 'unsure' (:func:`pipeline.schemas.icc_verdict`); None without a CI."""
     lo, hi = _num(sdr.get("ci_low")), _num(sdr.get("ci_high"))
@@ -1618,6 +1621,7 @@ def _summary_overview(
     """
     counties = sorted(counties)
     rows: list[list[str]] = []
+    any_unsure = False
     for g, s in cells:
         label = cell_label(g, s)
         rows.append(
@@ -1631,6 +1635,9 @@ def _summary_overview(
             sdr = lk.get(year, c, g, s, "school_difference_rate")
             st = _quality_sdr_light(sdr, rules)["state"]
             word = {"pass": "（达标）", "fail": "（未达标）"}.get(st, "")
+            if word and _sdr_verdict(sdr, rules.quality_sdr_max) == "unsure":
+                word = word[:-1] + UNSURE_MARK + "）"
+                any_unsure = True
             cells_sdr.append(f.est(sdr, "rate") + word)
         rows.append([f"{label} 校际差异率（< {rules.quality_sdr_max:g}）", *cells_sdr])
     res = {c: _resources(f, inp, year, c, rules) for c in counties}
@@ -1687,7 +1694,15 @@ def _summary_overview(
         "table": _table(
             ["项目", *[monitoring.county_name(c) for c in counties]],
             rows,
-            note=f"上一轮问题：{FIRST_ROUND_TEXT}。" if first_round else None,
+            note="".join(
+                [
+                    f"{UNSURE_MARK} 95% 置信区间包含 {rules.quality_sdr_max:g}，达标与否尚难定论。"
+                    if any_unsure
+                    else "",
+                    f"上一轮问题：{FIRST_ROUND_TEXT}。" if first_round else "",
+                ]
+            )
+            or None,
             align=["t", *["c"] * len(counties)],
         ),
         "codes": counties,
