@@ -806,13 +806,15 @@ def _decode_csv(
 
 
 def detect_delimiter(text: str, scan_rows: int) -> str:
-    """The field separator of a delimited text file: the candidate of :data:`DELIMITERS` that splits
-    the most of the first ``scan_rows`` non-blank lines into the same number (≥ 2) of fields.
+    """The field separator of a delimited text file: the candidate of :data:`DELIMITERS` under
+    which the first ``scan_rows`` non-blank lines form the largest consistent table, scored as
+    (lines split into the modal number ≥ 2 of fields) × (that number of fields).
 
-    Title lines above the header split into one field under every candidate and so do not count;
-    a separator that also occurs inside values (a ``;`` in a remark of a comma file) splits those
-    lines into varying widths and loses to the consistent one. Ties go to the earlier candidate
-    (comma first). A single-column file is read as comma-separated.
+    Title lines above the header split into one field under most candidates; a separator that also
+    occurs inside values (a ``;`` in a remark of a comma file, commas in a title above a tab table)
+    splits only a few lines, or into few fields, and loses to the one that splits every row into
+    the table's columns. Ties go to the earlier candidate (comma first). A single-column file is
+    read as comma-separated.
     """
     lines = [ln for ln in islice(io.StringIO(text), scan_rows * 4) if ln.strip()][:scan_rows]
     best, best_score = ",", 0
@@ -824,8 +826,8 @@ def detect_delimiter(text: str, scan_rows: int) -> str:
         multi = [w for w in widths if w >= 2]
         if not multi:
             continue
-        modal = max(set(multi), key=lambda w: (multi.count(w), w))
-        score = multi.count(modal)
+        modal = max(set(multi), key=lambda w: (multi.count(w) * w, w))
+        score = multi.count(modal) * modal
         if score > best_score:
             best, best_score = d, score
     return best

@@ -138,3 +138,13 @@ def test_commas_in_numbers_of_a_comma_file(tmp_path):
     # semicolon file (decimal-comma locale): the comma is the decimal mark
     got, fail = ingest._to_number(pd.Series(["12,5", "1,200", ",5", "1.5"]), decimal_comma=True)
     assert got.tolist() == [12.5, 1.2, 0.5, 1.5] and not fail.any()
+
+
+def test_commas_in_title_lines_above_a_tab_table():
+    # review case: three comma-holding title lines above a three-line tab table (comma used to win
+    # the tie: 3 lines each way); the tab table has more columns in as many lines
+    text = (
+        "南宁市,2022年,学生名单\n填报单位：教育局,审核：张三\n说明,见附件,第1页\n"
+        "年份\t学校\t学段\t分数\n2022\t一小\t小学\t500\n2022\t二小\t小学\t510\n"
+    )
+    assert ingest.detect_delimiter(text, 20) == "\t"
