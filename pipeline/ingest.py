@@ -81,9 +81,9 @@ FORMATS = {
     ".parquet": "parquet",
 }
 # Field separators tried on text files, in order of preference on a tie; sources.yaml names them.
-DELIMITERS = {",": "逗号", "\t": "制表符", ";": "分号", "|": "竖线"}
-DELIMITER_NAMES = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
-DELIMITER_LABELS = {v: k for k, v in DELIMITER_NAMES.items()}  # as the manifest records them
+DELIMITERS = {ch: word for ch, word in schemas.TEXT_DELIMITERS.values()}  # char -> 逗号 …
+DELIMITER_NAMES = {name: ch for name, (ch, _) in schemas.TEXT_DELIMITERS.items()}  # comma -> ,
+DELIMITER_LABELS = {ch: name for name, ch in DELIMITER_NAMES.items()}  # as the manifest records
 ACCEPTED_FORMATS = "、".join(FORMATS)
 TOP_LEVEL_IGNORED = {"sources.yaml", "sources.yml", "demo_truth.json"}
 TRACE_COLUMNS = ("source_file", "source_row")

@@ -257,6 +257,14 @@ RESOURCE_QUANTITIES = (
 )  # fmt: skip
 
 # One estimate cell: the key shared by county reports (+ scope) and indicators (+ source).
+# Field separators of delimited text files: name (sources.yaml ``delimiter``, the ingest manifest)
+# -> (character, Chinese name). Ingest tries them in this order; the report names them.
+TEXT_DELIMITERS = {
+    "comma": (",", "逗号"),
+    "tab": ("\t", "制表符"),
+    "semicolon": (";", "分号"),
+    "pipe": ("|", "竖线"),
+}
 CELL_KEY = ("year", "county_code", "grade", "subject", "indicator", "group_var", "group_value")
 
 COUNTY_REPORTS = Table(

@@ -728,3 +728,21 @@ def test_summary_marks_sdr_verdicts_the_interval_leaves_open(rendered):
     overview = rendered["html"]["summary"].split("摘要：各区县主要结果")[1].split("一、学业表现")[0]
     assert overview.count("†）") == len(open_)
     assert "† 95% 置信区间包含 0.15，达标与否尚难定论。" in overview
+
+
+def test_source_file_table_shows_separator_and_header_rows():
+    manifest = {"files": {
+        "students/s.txt": {"format": "csv", "encoding": "utf-16", "delimiter": "tab",
+                           "header_row": 2, "header_rows": 1, "rows_read": 3, "rows_kept": 3,
+                           "rows_quarantined": 0},
+        "schools/s.xlsx": {"format": "xlsx", "encoding": None, "delimiter": None, "header_row": 3,
+                           "header_rows": 2, "rows_read": 2, "rows_kept": 2, "rows_quarantined": 0},
+        "scores/s.csv": {"format": "csv", "encoding": "gbk", "delimiter": "comma", "header_row": 1,
+                         "rows_read": 5, "rows_kept": 5, "rows_quarantined": 0},
+    }}  # fmt: skip
+    t = views.source_files(manifest)
+    assert t["columns"][3] == "表头所在行"
+    rows = {r[0]: r for r in t["rows"]}
+    assert rows["students/s.txt"][1:4] == ["csv（制表符分隔）", "utf-16", "2"]
+    assert rows["schools/s.xlsx"][1:4] == ["xlsx", "", "3–4"]
+    assert rows["scores/s.csv"][1:4] == ["csv", "gbk", "1"]  # comma is not spelled out

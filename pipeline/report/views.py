@@ -1412,11 +1412,24 @@ def source_files(manifest: Mapping | None) -> dict:
         items = sorted(named, key=lambda kv: kv[0])
     for path, info in items:
         info = info if isinstance(info, Mapping) else {}
+        fmt = _txt(info.get("format"))
+        sep = _txt(info.get("delimiter"))
+        if sep in schemas.TEXT_DELIMITERS and sep != "comma":
+            fmt += f"（{schemas.TEXT_DELIMITERS[sep][1]}分隔）"
         rows.append([
-            str(path), _txt(info.get("format")), _txt(info.get("encoding")),
+            str(path), fmt, _txt(info.get("encoding")), _header_lines(info),
             _txt(info.get("rows_read")), _txt(info.get("rows_kept")), _txt(info.get("rows_quarantined")),
         ])  # fmt: skip
-    return _table(["文件", "格式", "编码", "读取行数", "保留行数", "隔离行数"], rows)
+    return _table(["文件", "格式", "编码", "表头所在行", "读取行数", "保留行数", "隔离行数"], rows)
+
+
+def _header_lines(info: Mapping) -> str:
+    """The header's row(s) as ingest found them: "3", or "3–4" for a two-line header."""
+    first = _num(info.get("header_row"))
+    if first is None:
+        return ""
+    n = _num(info.get("header_rows")) or 1
+    return f"{int(first)}" if n <= 1 else f"{int(first)}–{int(first + n - 1)}"
 
 
 def dataset_info(manifest: Mapping | None) -> dict:
