@@ -330,3 +330,25 @@ def test_plausible_values_combine_fisher_z_by_rubin():
     np.testing.assert_allclose([row["ci_low"], row["ci_high"]], want, rtol=1e-9)
     assert row["estimate"] == pytest.approx(np.mean(iccs), rel=1e-10)
     assert "Rubin" in row["method"]
+
+
+def test_a_sampled_school_without_scores_changes_nothing():
+    """A school of the design whose scores are all missing is outside the ICC's jackknife: the
+    same estimates, SEs and df as without that school (review: its (n_h − 1)/n_h factor used to
+    count it, raising SE(z) by ~2%)."""
+    county, school, y = one_county(R_GROUPS)
+    sz0, rep0 = school_balance(county, school, y, city_code="450100")
+    county2 = np.r_[county, ["450107"] * 3].astype(object)
+    school2 = np.r_[school, ["sX"] * 3].astype(object)
+    sz1, rep1 = school_balance(county2, school2, np.r_[y, [np.nan] * 3], city_code="450100")
+    np.testing.assert_allclose(rep1.theta_c, rep0.theta_c, rtol=1e-12)
+    np.testing.assert_allclose(rep1.variance()[0], rep0.variance()[0], rtol=1e-12)
+    assert sz1["df"].tolist() == sz0["df"].tolist() == [3, 3]
+    # a county whose schools have no scores at all: NaN there, the other county unaffected
+    county3 = np.r_[county, ["450110"] * 2].astype(object)
+    school3 = np.r_[school, ["t1", "t2"]].astype(object)
+    sz3, rep3 = school_balance(county3, school3, np.r_[y, [np.nan] * 2], city_code="450100")
+    assert sz3["n_students"].tolist() == [15, 0, 15]
+    np.testing.assert_allclose(rep3.theta_c[0], rep0.theta_c[0], rtol=1e-12)
+    np.testing.assert_allclose(rep3.variance()[0][0], rep0.variance()[0][0], rtol=1e-12)
+    np.testing.assert_allclose(rep3.variance()[1], rep0.variance()[1], rtol=1e-12)  # pooled

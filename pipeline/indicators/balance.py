@@ -54,7 +54,7 @@ from scipy.stats import t as student_t
 from pipeline.config import MonitoringParams
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.scores import design_slices, make_design, score_matrix
-from pipeline.indicators.survey import Replicates, rubin
+from pipeline.indicators.survey import JKnDesign, Replicates, rubin
 
 BALANCE_INDICATORS = ("school_difference_rate", "eta_squared", "school_mean_cv")
 BALANCE_METHODS = {
@@ -134,13 +134,19 @@ def school_balance(
     def stats(t: np.ndarray) -> np.ndarray:
         return np.stack(anova_from_sums(*(t[..., i] for i in range(6)), shift=shift), axis=-1)
 
+    # The statistics are over the schools with scores: a sampled school without any (a subject
+    # not tested there) is left out of the jackknife, so the factor (k_h − 1)/k_h counts the
+    # same k_h schools as the ICC's df. A county with no scores at all keeps one PSU (its
+    # estimates are NaN and its rows are dropped) so the design keeps every stratum.
+    stratum = design.stratum
+    first = np.r_[True, stratum[1:] != stratum[:-1]]
+    keep = (nj > 0) | (first & (tot_c[stratum, 5] == 0))
+    design = JKnDesign.from_strata(stratum[keep], design.H)
+    terms = terms[keep]
     theta_c = stats(tot_c)
     rep_c = stats(tot_c[design.stratum] - terms)
     theta_p = stats(tot_p)
     rep_p = stats(tot_p[None, :] - terms)
-    empty = nj == 0  # a school without scores: its replicate equals the full estimate
-    rep_c[empty] = theta_c[design.stratum[empty]]
-    rep_p[empty] = theta_p
     single = design.n_h[design.stratum] == 1
     rep_c[single] = theta_c[design.stratum[single]]
     rep_p[single] = theta_p
