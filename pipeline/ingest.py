@@ -348,28 +348,38 @@ def _nfkc(text: pd.Series) -> pd.Series:
 
 _THOUSANDS = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"  # 1,200 / 12,345,678.5 (after NFKC: ， → ,)
 _DECIMAL_COMMA = r"^[+-]?\d*,\d+$"  # 12,5: a decimal comma (files from semicolon locales)
+_DOT_THOUSANDS = r"^[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$"  # 1.200 / 1.200,5 in those files
 
 
 def _to_number(raw: pd.Series, decimal_comma: bool = False) -> tuple[pd.Series, np.ndarray]:
     """Text cells → float; ``fail`` marks a non-empty cell that is not a number.
 
     A comma is a thousands separator only in a valid grouping (``1,200``, ``12,345.5``). In a
-    semicolon-separated file (``decimal_comma``: Excel in a decimal-comma locale, which writes no
-    thousands separator) a comma is the decimal mark: ``12,5`` is 12.5 and ``1,200`` is 1.2. Any
-    other comma makes the cell not a number, so it is set aside rather than misread.
+    semicolon-separated file (``decimal_comma``: Excel in a decimal-comma locale) the comma is the
+    decimal mark and the dot groups thousands: ``12,5`` is 12.5, ``1,200`` is 1.2, ``1.200`` is
+    1200 and ``1.200,5`` is 1200.5. Any other comma makes the cell not a number, so it is set
+    aside rather than misread; so does a TRUE/FALSE cell (Excel boolean) in a numeric column.
     """
     if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64"), np.zeros(len(raw), dtype=bool)
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        is_bool = raw.notna().to_numpy()
+    else:
+        is_bool = np.fromiter(
+            (isinstance(v, bool | np.bool_) for v in raw), dtype=bool, count=len(raw)
+        )
     text = _nfkc(as_text(raw))
     stripped = text.str.strip()
     if decimal_comma:
+        dots = stripped.str.match(_DOT_THOUSANDS, na=False)
+        stripped = stripped.where(~dots, stripped.str.replace(".", "", regex=False))
         dec = stripped.str.match(_DECIMAL_COMMA, na=False)
         cleaned = stripped.where(~dec, stripped.str.replace(",", ".", regex=False))
     else:
         grouped = stripped.str.match(_THOUSANDS, na=False)
         cleaned = stripped.where(~grouped, stripped.str.replace(",", "", regex=False))
     num = pd.to_numeric(cleaned, errors="coerce").astype("float64")
-    num = num.where(np.isfinite(num))
+    num = num.where(np.isfinite(num) & ~is_bool)
     fail = text.notna().to_numpy() & num.isna().to_numpy()
     return num, fail
 
@@ -618,13 +628,52 @@ def _merge_header_rows(
     return out
 
 
-_UNIT_CELL = re.compile(r"^(?:[(（\[【].{1,12}[)）\]】]|单位[:：].{1,12})$")
+# Units as statistical tables print them under a header: （人） （万元） 万元 单位：元 …
+UNIT_WORDS = frozenset(
+    [
+        "人",
+        "名",
+        "个",
+        "所",
+        "间",
+        "台",
+        "套",
+        "册",
+        "元",
+        "万元",
+        "千元",
+        "平方米",
+        "m2",
+        "㎡",
+        "分钟",
+        "小时",
+        "h",
+        "分",
+        "%",
+        "％",
+        "岁",
+        "班",
+    ]
+)
+UNIT_LABELS = frozenset({"单位", "计量单位"})
+
+
+def _unit_of(text: str) -> str | None:
+    """The unit a header-line cell names (``（万元）``, ``万元``, ``单位：元``), else None."""
+    t = unicodedata.normalize("NFKC", text).strip()
+    t = re.sub(r"^(?:计量)?单位[:：]", "", t)
+    m = re.fullmatch(r"[(\[【](.{1,6})[)\]】]", t)
+    t = (m.group(1) if m else t).strip()
+    return t if t in UNIT_WORDS else None
 
 
 def _is_units_line(cells: Sequence[Any]) -> bool:
-    """A line of units under the header, e.g. ``（人）  （万元）``: every filled cell is a unit."""
-    texts = [t for t in (_cell_text(c) for c in cells) if t is not None]
-    return bool(texts) and all(_UNIT_CELL.match(t.strip()) for t in texts)
+    """A line of units under the header, e.g. ``单位 （人） （万元）``: every filled cell is a unit
+    (or the label 单位 / 计量单位), and at least one is a unit. A remark such as （无） or an
+    accounting negative (1200) is not a unit, so a first data row is never taken for one."""
+    texts = [t.strip() for t in (_cell_text(c) for c in cells) if t is not None]
+    units = [t for t in texts if _unit_of(t) is not None]
+    return bool(units) and all(t in UNIT_LABELS or _unit_of(t) is not None for t in texts)
 
 
 def header_block(
@@ -635,15 +684,9 @@ def header_block(
     Row ``idx`` alone, or merged (:func:`_merge_header_rows`) with the line above or below it when
     that matches strictly more known columns. A line holding a number is data, never a header
     line, so a first data row is not taken for a detail line. A units line right below the header
-    (``（人） （万元）``) is always joined: it can change what a column means (万元 → × 10,000)
-    without changing how many columns are known.
+    (``（人） （万元）``, after a two-line header too) is always joined: it can change what a
+    column means (万元 → × 10,000) without changing how many columns are known.
     """
-    if idx + 1 < len(rows) and _is_units_line(rows[idx + 1]):
-        return (
-            _merge_header_rows(rows[idx], rows[idx + 1], table, lookups, file_aliases),
-            idx,
-            idx + 1,
-        )
     single = list(rows[idx])
     best = (_score_header_row(single, table, lookups, file_aliases), single, idx, idx)
     for top in (idx - 1, idx):
@@ -656,7 +699,14 @@ def header_block(
         score = _score_header_row(cells, table, lookups, file_aliases)
         if score > best[0]:
             best = (score, cells, top, low)
-    return best[1], best[2], best[3]
+    _, cells, top, low = best
+    if low + 1 < len(rows) and _is_units_line(rows[low + 1]):
+        # each unit as "(unit)" so that 教学仪器设备值 + 万元 reads 教学仪器设备值(万元)
+        units = [_unit_of(t) if t is not None else None for t in map(_cell_text, rows[low + 1])]
+        units = [f"({u})" if u else None for u in units]
+        cells = _merge_header_rows(cells, units, table, lookups, file_aliases)
+        low += 1
+    return cells, top, low
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1212,9 +1262,9 @@ def _missing_column_error(
 
 
 def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: str) -> FileResult:
+    """Canonical rows and quarantine for one raw file (pure: no file access)."""
     # a semicolon-separated file comes from a decimal-comma locale: 12,5 means 12.5
     decimal_comma = raw.meta.get("delimiter") == "semicolon"
-    """Canonical rows and quarantine for one raw file (pure: no file access)."""
     table, source, hint = raw.table, raw.source, raw.hint
     tbl = schemas.INPUT_TABLES[table]
     data = raw.data

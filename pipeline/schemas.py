@@ -256,7 +256,6 @@ RESOURCE_QUANTITIES = (
     "sports_area_m2", "equipment_value_yuan", "multimedia_classrooms",
 )  # fmt: skip
 
-# One estimate cell: the key shared by county reports (+ scope) and indicators (+ source).
 # Field separators of delimited text files: name (sources.yaml ``delimiter``, the ingest manifest)
 # -> (character, Chinese name). Ingest tries them in this order; the report names them.
 TEXT_DELIMITERS = {
@@ -265,6 +264,8 @@ TEXT_DELIMITERS = {
     "semicolon": (";", "分号"),
     "pipe": ("|", "竖线"),
 }
+
+# One estimate cell: the key shared by county reports (+ scope) and indicators (+ source).
 CELL_KEY = ("year", "county_code", "grade", "subject", "indicator", "group_var", "group_value")
 
 COUNTY_REPORTS = Table(

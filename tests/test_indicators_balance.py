@@ -352,3 +352,46 @@ def test_a_sampled_school_without_scores_changes_nothing():
     np.testing.assert_allclose(rep3.theta_c[0], rep0.theta_c[0], rtol=1e-12)
     np.testing.assert_allclose(rep3.variance()[0][0], rep0.variance()[0][0], rtol=1e-12)
     np.testing.assert_allclose(rep3.variance()[1], rep0.variance()[1], rtol=1e-12)  # pooled
+
+
+def test_rows_missing_some_plausible_values_are_left_out_of_every_pv(caplog):
+    """Review repro: county 450110 has pv1, pv2 but no pv3. Rubin must combine analyses of the same
+    students, so those rows are left out of every PV (warned): the pooled row then equals the one
+    computed without them, instead of mixing PV3 without 450110 into the pooled ICC."""
+    from pipeline.config import MonitoringParams, Scale
+    from pipeline.indicators import compute
+
+    rng = np.random.default_rng(5)
+    county, school, y = [], [], []
+    for c in ("450107", "450110"):
+        for j in range(6):
+            u = rng.normal(0, 30)
+            for _ in range(20):
+                county.append(c), school.append(f"{c}-{j}"), y.append(500 + u + rng.normal(0, 80))
+    county, school, y = np.array(county, object), np.array(school, object), np.array(y)
+    ids = [f"x{i}" for i in range(len(y))]
+    students = pd.DataFrame({"year": 2022, "student_id": ids, "county_code": county,
+                             "school_id": school, "grade": 4, "weight": 1.0})  # fmt: skip
+    pv = {f"pv{m}": y + rng.normal(0, 10, len(y)) for m in (1, 2, 3)}
+    pv["pv3"] = np.where(county == "450110", np.nan, pv["pv3"])
+    scores = pd.DataFrame({"year": 2022, "student_id": ids, "subject": "math",
+                           "scale_score": np.nan, **pv})  # fmt: skip
+    schools = pd.DataFrame(
+        {c: [] for c in ("year", "county_code", "school_id", "stage", "enrollment")}
+    )
+    mon = MonitoringParams({}, {}, "450100", "南宁市", {}, Scale((380, 480, 580), (100, 900)))
+    with caplog.at_level("WARNING"):
+        ind = compute(students, scores, schools, None, mon, IndicatorsParams())[0]
+    assert "120 条成绩只有部分似真值" in caplog.text
+    keep = county == "450107"
+    ind0 = compute(students[keep], scores[keep], schools, None, mon, IndicatorsParams())[0]
+    key = ["county_code", "indicator", "group_var", "group_value"]
+    for name in ("school_difference_rate", "mean_score", "pct_medium_or_above"):
+        a = ind[(ind["indicator"] == name) & (ind["county_code"] == "450100")].set_index(key)
+        b = ind0[(ind0["indicator"] == name) & (ind0["county_code"] == "450100")].set_index(key)
+        pd.testing.assert_frame_equal(a[["estimate", "se", "n_students", "n_schools"]],
+                                      b[["estimate", "se", "n_students", "n_schools"]])  # fmt: skip
+    assert (
+        not (ind["county_code"] == "450110").any()
+        or ind.loc[ind["county_code"] == "450110", "n_students"].eq(0).all()
+    )

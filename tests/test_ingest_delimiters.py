@@ -136,8 +136,13 @@ def test_commas_in_numbers_of_a_comma_file(tmp_path):
     assert got.tolist()[:2] == [1200.0, 12345.5] and got.tolist()[4] == 7.0
     assert fail.tolist() == [False, False, True, True, False]
     # semicolon file (decimal-comma locale): the comma is the decimal mark
-    got, fail = ingest._to_number(pd.Series(["12,5", "1,200", ",5", "1.5"]), decimal_comma=True)
-    assert got.tolist() == [12.5, 1.2, 0.5, 1.5] and not fail.any()
+    got, fail = ingest._to_number(
+        pd.Series(["12,5", "1,200", ",5", "1.5", "1.200", "1.200,5", "-3.000"]), decimal_comma=True
+    )
+    assert got.tolist() == [12.5, 1.2, 0.5, 1.5, 1200.0, 1200.5, -3000.0] and not fail.any()
+    # an Excel TRUE in a numeric column is not the number 1 (review): set aside
+    got, fail = ingest._to_number(pd.Series([True, 3.5, "4"], dtype=object))
+    assert fail.tolist() == [True, False, False] and got.tolist()[1:] == [3.5, 4.0]
 
 
 def test_commas_in_title_lines_above_a_tab_table():

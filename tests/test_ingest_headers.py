@@ -147,3 +147,36 @@ def test_score_group_over_subject_columns(tmp_path):
     sc = res.tables["scores"]
     assert sorted(sc["subject"]) == ["math", "math", "science", "science"]
     assert sorted(sc["scale_score"]) == [401.0, 455.5, 498.0, 512.3]
+
+
+def test_units_line_with_a_label_and_bare_units(tmp_path):
+    # review repro: 单位 in the first column and bare unit words; 120 万元 = 1,200,000 元
+    root = make_root(tmp_path)
+    units = ["单位", "", "", "", "", "人", "万元"]
+    write_csv(root / "data/raw/schools/s.csv", SCHOOL_HEAD, [units, SCHOOL_ROW])
+    res = ingest.run(ctx(root))
+    assert res.tables["schools"]["equipment_value_yuan"].tolist() == [1_200_000.0]
+    assert res.quarantine.empty and res.manifest["files"]["schools/s.csv"]["header_rows"] == 2
+
+
+def test_units_line_after_a_two_line_header(tmp_path):
+    # review repro: title / group line / detail line / units line / data
+    root = make_root(tmp_path)
+    units = [None] * 5 + ["（人）", None, None, "（万元）", None, None]
+    lines = [["办学条件统计表"], UPPER, LOWER, units, *DATA]
+    merges = [*(f"{c}2:{c}3" for c in "ABCDEF"), "G2:H2"]
+    _book(root / "data/raw/schools/s.xlsx", lines, merges)
+    res = ingest.run(ctx(root))
+    sch = res.tables["schools"].set_index("school_id")
+    assert sch.loc["4501070002", "equipment_value_yuan"] == 2_505_000
+    assert sorted(sch["source_row"]) == [5, 6]
+    info = res.manifest["files"]["schools/s.xlsx"]
+    assert (info["header_row"], info["header_rows"]) == (2, 3)
+    assert res.quarantine.empty
+
+
+def test_a_first_data_row_in_brackets_is_not_a_units_line():
+    # a remark （无） or an accounting negative (1200) is data, not units
+    assert not ingest._is_units_line(["（无）"])
+    assert not ingest._is_units_line(["(1200)", "（人）"])
+    assert ingest._is_units_line(["计量单位", "(㎡)", "％"])

@@ -701,7 +701,17 @@ def test_sdr_findings_say_what_the_intervals_bear_out():
               (8, "arts"): sdr(0.05, 0.01, 0.20)})  # fmt: skip
     text = "".join(views._sdr_findings(f, lk, 2022, "450107", cells, rules))
     assert "未低于 0.15 的学科：四年级语文 0.300、八年级语文 0.155" in text
-    assert "其中 1 项的 95% 置信区间整体高于 0.15，其余 1 项的区间包含 0.15，尚难定论" in text
+    assert "；其中 1 项的 95% 置信区间整体高于 0.15，1 项的区间包含 0.15，尚难定论。" in text
+    # a value without an interval (official, no SE) is not described as "containing 0.15"
+    nan = float("nan")
+    lk = _Lk({(4, "chinese"): sdr(0.20, nan, nan), (8, "chinese"): sdr(0.30, 0.18, 0.52),
+              (8, "arts"): sdr(0.1497, 0.05, 0.1497)})  # fmt: skip
+    text = "".join(views._sdr_findings(f, lk, 2022, "450107", cells, rules))
+    assert (
+        "未低于 0.15 的学科：四年级语文 0.200、八年级语文 0.300；其中 1 项的 95% 置信区间整体高于 0.15。"
+        in text
+    )
+    assert "尚难定论" not in text
     lk = _Lk({(4, "chinese"): sdr(0.05, 0.01, 0.12), (8, "chinese"): sdr(0.10, 0.02, 0.30),
               (8, "arts"): sdr(0.1, 0.0, 0.2, suppressed=True)})  # fmt: skip
     text = "".join(views._sdr_findings(f, lk, 2022, "450107", cells, rules))

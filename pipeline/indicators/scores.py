@@ -526,9 +526,23 @@ def score_matrix(
     The score is ``scale_score`` or, when the design has plausible values, each ``pv_m``. The level
     is the given level (``lev`` code 0..3) when present, else derived from the score (per PV) with the cut scores
     (lower bounds of Ⅱ, Ⅲ, Ⅳ; a score equal to a cut belongs to the higher level).
+
+    Rubin's rules need every PV analysis over the same students: a row missing some of its
+    plausible values (but not all) is left out of every PV (logged), so no PV's estimate, and no
+    pooled row, mixes a different set of students and schools.
     """
     pvs = [c for c in pv_cols if frame[c].notna().any()]
     score_cols = pvs if pvs else ["scale_score"]
+    partial = np.zeros(len(frame), dtype=bool)
+    if len(pvs) > 1:
+        present = frame[pvs].notna().to_numpy()
+        partial = present.any(axis=1) & ~present.all(axis=1)
+        if partial.any():
+            log.warning(
+                "%d 条成绩只有部分似真值（%s），这些成绩不参与估计；请在数据中补齐或删除",
+                int(partial.sum()),
+                "、".join(pvs),
+            )
     given = (
         frame["lev"].to_numpy(dtype=np.int64)
         if "lev" in frame
@@ -542,8 +556,9 @@ def score_matrix(
             if col in frame
             else np.full(len(frame), np.nan)
         )
+        y = np.where(partial, np.nan, y)
         derived = np.where(np.isnan(y), -1, np.searchsorted(cut, y, side="right"))
-        lev = np.where(given >= 0, given, derived)
+        lev = np.where(partial, -1, np.where(given >= 0, given, derived))
         has = lev >= 0
         out[m, :, 0] = y
         for k in range(4):

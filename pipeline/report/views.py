@@ -790,34 +790,40 @@ def _sdr_findings(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> 
     verdicts the 95% intervals bear out (wholly above / wholly below) or leave open (interval
     contains the standard: within sampling error with 8–12 schools)."""
     thr = rules.quality_sdr_max
-    bad, n_bad_sure, n_good, n_good_sure = [], 0, 0, 0
+    bad, n_good = [], 0
+    bad_v: list[str | None] = []
+    good_v: list[str | None] = []
     for g, s in cells:
         sdr = lk.get(year, county, g, s, "school_difference_rate")
         state = _quality_sdr_light(sdr, rules)["state"]
         if state == "fail":
-            bad.append(f"{cell_label(g, s)} {f.est(sdr, 'rate')}")
-            n_bad_sure += _sdr_verdict(sdr, thr) == "above"
+            bad.append(f"{cell_label(g, s)} {f.num_against(sdr['estimate'], 'rate', thr)}")
+            bad_v.append(_sdr_verdict(sdr, thr))
         elif state == "pass":
             n_good += 1
-            n_good_sure += _sdr_verdict(sdr, thr) == "below"
+            good_v.append(_sdr_verdict(sdr, thr))
     out = []
     if bad:
         text = f"校际差异率未低于 {thr:g} 的学科：{'、'.join(bad)}"
-        if n_bad_sure == len(bad):
+        n_sure, n_open = bad_v.count("above"), bad_v.count("unsure")
+        if n_sure == len(bad):
             text += f"，95% 置信区间均整体高于 {thr:g}"
-        elif n_bad_sure:
-            text += (
-                f"；其中 {n_bad_sure} 项的 95% 置信区间整体高于 {thr:g}，"
-                f"其余 {len(bad) - n_bad_sure} 项的区间包含 {thr:g}，尚难定论"
-            )
-        else:
+        elif n_open == len(bad):
             text += f"；各项的 95% 置信区间均包含 {thr:g}，尚难定论"
+        else:
+            parts = []
+            if n_sure:
+                parts.append(f"{n_sure} 项的 95% 置信区间整体高于 {thr:g}")
+            if n_open:
+                parts.append(f"{n_open} 项的区间包含 {thr:g}，尚难定论")
+            if parts:  # a value without an interval (an official one) is not described
+                text += "；其中 " + "，".join(parts)
         out.append(text + "。")
     n_hidden = len(cells) - len(bad) - n_good
     if n_good and not bad:
         text = f"{'已显示的' if n_hidden else ''}各学科校际差异率均低于 {thr:g}"
-        if n_good_sure < n_good:
-            text += f"，但其中 {n_good - n_good_sure} 项的 95% 置信区间包含 {thr:g}，尚难定论"
+        if good_v.count("unsure"):
+            text += f"，但其中 {good_v.count('unsure')} 项的 95% 置信区间包含 {thr:g}，尚难定论"
         out.append(text + "。")
     if n_hidden and (bad or n_good):
         out.append(f"另有 {n_hidden} 个学科的校际差异率因样本不足未予显示。")
@@ -1651,7 +1657,12 @@ def _summary_overview(
             if word and _sdr_verdict(sdr, rules.quality_sdr_max) == "unsure":
                 word = word[:-1] + UNSURE_MARK + "）"
                 any_unsure = True
-            cells_sdr.append(f.est(sdr, "rate") + word)
+            shown = (
+                f.num_against(sdr["estimate"], "rate", rules.quality_sdr_max)
+                if word
+                else f.est(sdr, "rate")
+            )
+            cells_sdr.append(shown + word)
         rows.append([f"{label} 校际差异率（< {rules.quality_sdr_max:g}）", *cells_sdr])
     res = {c: _resources(f, inp, year, c, rules) for c in counties}
     stages = [st for st in STAGE_ORDER if any(st in res[c]["n_pass_by_stage"] for c in counties)]
