@@ -709,6 +709,31 @@ def header_block(
     return cells, top, low
 
 
+def locate_header(
+    rows: Sequence[Sequence[Any]],
+    table: str,
+    lookups: Lookups,
+    hint: FileHint,
+    params: IngestParams,
+    source: str,
+    extent: str,
+) -> tuple[list[Any], int, int]:
+    """The header of a csv/xlsx sheet: the ``header_row`` of sources.yaml taken as one line, or
+    found (:func:`find_header_row`, :func:`header_block`). ``extent`` names the sheet's size in the
+    error for a ``header_row`` beyond it."""
+    if hint.header_row:
+        idx = hint.header_row - 1
+        if idx >= len(rows):
+            raise EqmError(
+                f"sources.yaml 指定的表头行 {idx + 1} 超出了{extent}。",
+                file=source,
+                hint=_SOURCES_HINT,
+            )
+        return list(rows[idx]), idx, idx
+    idx = find_header_row(rows, table, lookups, hint.aliases, source, params.header_scan_rows)
+    return header_block(rows, idx, table, lookups, hint.aliases)
+
+
 # ------------------------------------------------------------------------------------------------
 # Readers (file access): raw cells + row numbers + manifest facts
 # ------------------------------------------------------------------------------------------------
@@ -936,23 +961,7 @@ def read_csv(
         raise EqmError(
             f"CSV 格式错误：{exc}", file=source, hint="请用 Excel 打开检查后另存为 CSV。"
         ) from None
-    aliases = hint.aliases
-    idx = (
-        hint.header_row - 1
-        if hint.header_row
-        else find_header_row(head, table, lookups, aliases, source, params.header_scan_rows)
-    )
-    if idx >= len(head):
-        raise EqmError(
-            f"sources.yaml 指定的表头行 {idx + 1} 超出了文件的行数。",
-            file=source,
-            hint=_SOURCES_HINT,
-        )
-    cells, top, low = (
-        (list(head[idx]), idx, idx)
-        if hint.header_row
-        else header_block(head, idx, table, lookups, aliases)
-    )
+    cells, top, low = locate_header(head, table, lookups, hint, params, source, "文件的行数")
     lines = low - top + 1
     frame = _parse_csv_body(text, top, source, sep, lines)
     width = frame.shape[1]
@@ -1035,23 +1044,8 @@ def read_xlsx(
             file=source,
             hint="请确认数据在第一个工作表，或在 sources.yaml 中指定 sheet。",
         )
-    idx = (
-        hint.header_row - 1
-        if hint.header_row
-        else find_header_row(
-            [list(r) for r in rows], table, lookups, hint.aliases, source, params.header_scan_rows
-        )
-    )
-    if idx >= len(rows):
-        raise EqmError(
-            f"sources.yaml 指定的表头行 {idx + 1} 超出了工作表的行数 {len(rows)}。",
-            file=source,
-            hint=_SOURCES_HINT,
-        )
-    cells, top, low = (
-        (list(rows[idx]), idx, idx)
-        if hint.header_row
-        else header_block(rows, idx, table, lookups, hint.aliases)
+    cells, top, low = locate_header(
+        [list(r) for r in rows], table, lookups, hint, params, source, f"工作表的行数 {len(rows)}"
     )
     frame, numbers = _frame_from_rows(rows, low, low + 2, cells)
     frame = _drop_duplicate_headers(frame, cells, numbers, source, "xlsx", table, lookups, hint)

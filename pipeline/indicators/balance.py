@@ -53,7 +53,7 @@ from scipy.stats import t as student_t
 
 from pipeline.config import MonitoringParams
 from pipeline.indicators.params import IndicatorsParams
-from pipeline.indicators.scores import design_slices, make_design, score_matrix
+from pipeline.indicators.scores import make_design, score_designs, score_matrix
 from pipeline.indicators.survey import JKnDesign, Replicates, rubin
 
 BALANCE_INDICATORS = ("school_difference_rate", "eta_squared", "school_mean_cv")
@@ -173,10 +173,7 @@ def balance_estimates(
 ) -> pd.DataFrame:
     """校际差异率 rows per year × grade × subject × county (and pooled), whole population."""
     parts = []
-    for (year, grade, subj), rows in design_slices(merged, ["year", "grade", "subj"]):
-        subject = str(subject_labels[subj])
-        d = merged.iloc[rows]
-        cuts = monitoring.scale(year, subject, grade).cut_scores
+    for year, grade, subject, d, cuts in score_designs(merged, subject_labels, monitoring):
         scores = score_matrix(d, pv_cols, cuts)[:, :, 0]  # (M, N)
         county = d["c_idx"].to_numpy()
         school = d["s_idx"].to_numpy()

@@ -26,7 +26,7 @@ count both groups; it is suppressed when either group alone is below the minimum
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -670,6 +670,17 @@ def _rows(frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     return frame.iloc[rows]
 
 
+def score_designs(
+    merged: pd.DataFrame, subject_labels: np.ndarray, monitoring: MonitoringParams
+) -> Iterator[tuple[int, int, str, pd.DataFrame, tuple[float, float, float]]]:
+    """``year, grade, subject, rows, cut scores`` of each achievement design (year × grade ×
+    subject), in key order: what the score and the 校际差异率 estimates loop over."""
+    for (year, grade, subj), rows in design_slices(merged, ["year", "grade", "subj"]):
+        subject = str(subject_labels[subj])
+        cuts = monitoring.scale(year, subject, grade).cut_scores
+        yield year, grade, subject, _rows(merged, rows), cuts
+
+
 def score_estimates(
     merged: pd.DataFrame,
     pv_cols: list[str],
@@ -680,10 +691,7 @@ def score_estimates(
 ) -> pd.DataFrame:
     """All achievement rows (means, level shares, county level, gaps) per year × grade × subject."""
     parts = []
-    for (year, grade, subj), rows in design_slices(merged, ["year", "grade", "subj"]):
-        subject = str(subject_labels[subj])
-        d = _rows(merged, rows)
-        cuts = monitoring.scale(year, subject, grade).cut_scores
+    for year, grade, subject, d, cuts in score_designs(merged, subject_labels, monitoring):
         est = domain_estimates(
             d["c_idx"].to_numpy(),
             d["s_idx"].to_numpy(),
