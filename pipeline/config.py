@@ -137,6 +137,16 @@ class Paths:
         return self.processed / "problems.parquet"
 
     @property
+    def raw_ledger(self) -> Path:
+        """Filled 整改台账 workbooks sent back by the counties (read by the evidence stage)."""
+        return self.raw / "ledger"
+
+    @property
+    def comparisons(self) -> Path:
+        """Every county value tested against its benchmark (labels 优于/差于/无显著差异)."""
+        return self.processed / "comparisons.parquet"
+
+    @property
     def evidence_dir(self) -> Path:
         """``<year>/rectification_evidence.xlsx``; published by the report stage under ``reports/``."""
         return self.processed / "evidence"

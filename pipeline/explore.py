@@ -447,8 +447,16 @@ def factor_regression(
     cluster-robust sandwich (CRV1) with schools as clusters,
     V = c · (X'WX)⁻¹ [Σ_g (X_g'W_g e_g)(X_g'W_g e_g)'] (X'WX)⁻¹, c = G/(G − 1) · (N − 1)/(N − K),
     and t inference on G − 1 degrees of freedom (Cameron & Miller 2015, *J. Human Resources* 50(2)).
-    This matches R ``survey::svyglm`` with ``ids = ~school`` up to the factor (N − 1)/(N − K).
-    Rows with a missing value in any formula variable, the weight or the cluster are left out.
+    N counts the students and G the schools left after dropping rows with a missing value in any
+    formula variable, the weight or the cluster; K is the number of coefficients.
+    Same numbers as R ``lm(formula, weights = w)`` with
+    ``sandwich::vcovCL(fit, cluster = ~school, type = "HC1")`` and
+    ``lmtest::coeftest(fit, vcov. = V, df = G - 1)`` (Stata ``regress [pw = w], vce(cluster)``);
+    checked in ``tests/fixtures/r/make_explore_fixture.R``. It is *not* R ``survey::svyglm`` with
+    ``svydesign(ids = ~school, weights = ~w)``: the coefficients agree, but svyglm's SEs lack the
+    factor (N − 1)/(N − K) (they are smaller by √((N − K)/(N − 1))) and its t tests use G − K df.
+    Neither accounts for the county strata; the official design-based (JKn) estimates are those
+    of ``indicators.parquet``.
     Associations, not effects: a coefficient says how scores differ with the factor, other terms
     held fixed.
     """

@@ -289,7 +289,43 @@ COUNTY_REPORTS = Table(
     ),
 )
 
-PROBLEM_STATUSES = ("new", "improved", "unchanged", "worse", "not re-measured")
+# ------------------------------------------------------------------------------------------------
+# Problem-list vocabulary (one vocabulary for PDF, HTML and workbook; issue 11)
+# ------------------------------------------------------------------------------------------------
+
+# previous_status: how a problem stands against the previous round's list.
+PROBLEM_STATUSES = ("new", "improved", "unchanged", "worse", "resolved", "not re-measured")
+PREVIOUS_STATUS_LABELS = {
+    "new": "新问题",                 # the previous round's list did not have it
+    "improved": "改善",              # still a problem, significantly better than last round
+    "unchanged": "无显著变化",       # still a problem, no significant change
+    "worse": "恶化",                 # still a problem, significantly worse
+    "resolved": "已达标",            # meets its standard now: listed as 建议销号, not a problem
+    "not re-measured": "本轮未复测",  # no data this round (NAEQ subject rotation): status carried
+}  # fmt: skip
+# status (整改状态) of a row of problems.parquet
+STATUS_NEW = "待整改"  # found this round
+STATUS_OPEN = "整改中"  # found in an earlier round, still a problem (or not re-measured)
+STATUS_CLOSABLE = (
+    "建议销号"  # an earlier problem that now meets its standard: a close-out, not a problem
+)
+PROBLEM_OPEN_STATUSES = (STATUS_NEW, STATUS_OPEN)
+SEVERITIES = ("高", "中", "低")  # empty for 建议销号 rows
+# Problem rules (problems.parquet rule_id). ACH merges the achievement measures of one county x
+# grade x subject (level below Ⅲ, mean and 中等及以上 share below the benchmark) into one problem.
+PROBLEM_RULES = {
+    "ICC": "校际差异率", "ACH": "学业表现", "GAP": "群体差异", "HOMEWORK": "作业时间",
+    "SLEEP": "睡眠", "MYOPIA": "视力", "FITNESS": "体质健康", "RES": "资源配置差异系数",
+    "SCHOOL": "学校资源配置",
+}  # fmt: skip
+# Comparison verdicts (comparisons.parquet verdict): every 「优于/低于全国」 label a report prints.
+VERDICT_LABELS = {
+    "worse": "显著差于",         # the rule's one-sided test fires (q < alpha): the problem exists
+    "better": "显著优于",        # the mirrored one-sided test, BH within its own family
+    "no_difference": "与{bench}无显著差异",
+    "untested": "未检验",        # no SE and no margin rule, or no benchmark
+}  # fmt: skip
+
 PREVIOUS_PROBLEMS = Table(
     name="previous_problems",
     label="上一轮问题清单",
@@ -420,6 +456,12 @@ RESOURCE_INDICATORS = {
     "L6": "生均教学仪器设备值",
     "L7": "每百名学生拥有网络多媒体教室数",
 }
+# Units and display decimals of the seven school values (per 100 students / per student).
+RESOURCE_UNITS = {
+    "L1": "人/百生", "L2": "人/百生", "L3": "人/百生", "L4": "m²/生", "L5": "m²/生",
+    "L6": "元/生", "L7": "间/百生",
+}  # fmt: skip
+RESOURCE_DECIMALS = {"L1": 2, "L2": 2, "L3": 2, "L4": 1, "L5": 1, "L6": 0, "L7": 2}
 
 SCHOOL_COMPLIANCE = Table(
     name="school_compliance",
@@ -446,13 +488,18 @@ SCHOOL_COMPLIANCE = Table(
 PROBLEMS = Table(
     name="problems",
     label="问题清单",
-    key=("problem_id",),
+    key=("year", "problem_id"),
+    description=(
+        "One row per problem of a round and per close-out (建议销号) of an earlier round's problem. "
+        "problem_id is a function of rule and object only (never of the year), so a problem keeps "
+        "its number in every round; every problem of the previous round has a row in this round."
+    ),
     columns=(
-        _c("problem_id", "str", "问题编号"),
+        _c("problem_id", "str", "问题编号", description="rule + object; same in every round"),
         YEAR,
         _c("county_code", "str", "区县代码"),
         _c("domain", "str", "领域"),
-        _c("rule_id", "str", "规则"),
+        _c("rule_id", "str", "规则", description="key of PROBLEM_RULES"),
         _c("title", "str", "问题"),
         _c("grade", "int", "年级"),
         _c("subject", "str", "学科"),
@@ -465,17 +512,71 @@ PROBLEMS = Table(
         _c("se", "float", "标准误"),
         _c("p_value", "float", "p值"),
         _c("q_value", "float", "q值（BH校正）"),
-        _c("severity", "str", "严重程度", description="高 | 中 | 低"),
-        _c("evidence", "str", "证据", description="JSON: the indicator rows the problem rests on"),
-        _c("previous_status", "str", "与上一轮相比", description="new|improved|unchanged|worse"),
-        _c("responsible_unit", "str", "责任单位"),
+        _c("severity", "str", "严重程度", description="高 | 中 | 低; empty for 建议销号"),
+        _c("evidence", "str", "证据", description="JSON: measures, indicator rows, tests, history"),
+        _c("previous_status", "str", "与上一轮相比", description="PROBLEM_STATUSES"),
+        _c(
+            "previous_problem_id", "str", "上一轮编号", description="hand-entered list's own number"
+        ),
+        _c("previous_year", "int", "上一轮年份", description="round the previous value is from"),
+        _c("previous_value", "float", "上一轮数值"),
+        _c("change_p", "float", "变化检验p值"),
+        _c("change_q", "float", "变化检验q值"),
+        _c("lead_unit", "str", "牵头单位"),
+        _c("support_units", "str", "配合单位", description="、-separated"),
+        _c("responsible_unit", "str", "责任单位", description="牵头：…；配合：…"),
+        _c("target", "str", "整改目标", description="measurable, from the rule and its numbers"),
         _c("deadline", "str", "整改时限"),
-        _c("status", "str", "整改状态"),
+        _c("status", "str", "整改状态", description="待整改 | 整改中 | 建议销号"),
+    ),
+)
+
+COMPARISONS = Table(
+    name="comparisons",
+    label="与参照值的比较",
+    key=(
+        "year",
+        "county_code",
+        "grade",
+        "subject",
+        "indicator",
+        "group_var",
+        "group_value",
+        "rule_id",
+    ),
+    description=(
+        "Every tested county value against its benchmark (national, provincial or a standard), with "
+        "the same test the problem rules use. Reports take every 优于/差于/无显著差异 label from "
+        "here, so a label and the problem list never disagree."
+    ),
+    columns=(
+        YEAR,
+        _c("county_code", "str", "区县代码"),
+        _c("grade", "int", "年级"),
+        _c("subject", "str", "学科"),
+        _c("indicator", "str", "指标"),
+        _c("group_var", "str", "分组变量"),
+        _c("group_value", "str", "分组取值"),
+        _c("rule_id", "str", "规则", description="candidate rule: ICC LEVEL MEAN MEDIUM GAP ..."),
+        _c("value", "float", "数值"),
+        _c("benchmark", "float", "参照值"),
+        _c("bench_scope", "str", "参照", description="nation | province | standard | configured"),
+        _c("gap", "float", "差距"),
+        _c("se", "float", "差距的标准误"),
+        _c("df", "float", "自由度", description="t reference df (schools - 1); NaN = normal"),
+        _c("p_value", "float", "p值（不利方向）"),
+        _c("q_value", "float", "q值（不利方向）"),
+        _c("p_better", "float", "p值（有利方向）"),
+        _c("q_better", "float", "q值（有利方向）"),
+        _c("verdict", "str", "结论", description="VERDICT_LABELS key"),
+        _c("fires", "bool", "列为问题"),
+        _c("problem_id", "str", "问题编号", description="the problem this row belongs to, if any"),
     ),
 )
 
 OUTPUT_TABLES = {
-    t.name: t for t in (QUARANTINE, INDICATORS, RESOURCE_BALANCE, SCHOOL_COMPLIANCE, PROBLEMS)
+    t.name: t
+    for t in (QUARANTINE, INDICATORS, RESOURCE_BALANCE, SCHOOL_COMPLIANCE, PROBLEMS, COMPARISONS)
 }
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from pipeline import demo, evidence, indicators, ingest, validate
+from pipeline import demo, evidence, indicators, ingest, schemas, validate
 from pipeline.config import make_context
 
 pytestmark = pytest.mark.slow
@@ -70,10 +70,38 @@ def _keys(df: pd.DataFrame) -> set[tuple]:
     return set(d[KEY].itertuples(index=False, name=None))
 
 
-def _fired(problems: pd.DataFrame, params) -> pd.DataFrame:
-    """Problems that fire in their own round (not last round's carried or closable items)."""
-    now = problems["status"].isin([params.status_new, params.status_open])
-    return problems[now & (problems["previous_status"] != "not re-measured")]
+def _fired(problems: pd.DataFrame, params=None) -> pd.DataFrame:
+    """Firing *measures* of the problems that fire in their own round (not close-outs, not
+    carried rows), one row per candidate key: a merged ACH problem gives one row per failing
+    measure (LEVEL, MEAN, MEDIUM) and a school problem one row per failing section, so the keys
+    compare with the generator's planted cells."""
+    now = problems["status"].isin(schemas.PROBLEM_OPEN_STATUSES)
+    live = problems[now & (problems["previous_status"] != "not re-measured")]
+    rows = []
+    for r in live.to_dict("records"):
+        ev = json.loads(r["evidence"])
+        if r["rule_id"] == "ACH":
+            for m in ev["measures"]:
+                if m["fires"]:
+                    rows.append({**r, "rule_id": m["rule_id"], "indicator": m["indicator"]})
+        elif r["rule_id"] == "SCHOOL":
+            for x in ev["rows"]:
+                if x.get("passes") is False:
+                    rows.append({**r, "group_value": f"{x['stage']}/{x['school_id']}"})
+        else:
+            rows.append(r)
+    return pd.DataFrame(rows, columns=problems.columns)
+
+
+# Sampling false discoveries of the default-seed demo, each checked against demo_truth.json: the
+# sample shows a significant gender-gap reversal where the true gap has the national sign. The GAP
+# rule must report what the sample shows (issue 11 asks for 横州市 四年级德育 2020: sample 女−男
+# −18.0, SE 8.3, against the national +20; the generator's true gap is +10), so these cells are
+# named here instead of being hidden by a weaker rule.
+SAMPLE_FALSE_DISCOVERIES = {
+    ("GAP", 2020, "450181", 4, "moral", "gap_mean_score", "gender", "female-male"),
+    ("GAP", 2022, "450110", 8, "arts", "gap_mean_score", "gender", "female-male"),
+}
 
 
 def test_design_has_no_ambiguous_cells(demo_round):
@@ -103,7 +131,7 @@ def test_nothing_fires_that_is_clearly_fine(demo_round):
     truth, problems, _, params = demo_round
     fired = _keys(_fired(problems, params))
     fine = _keys(pd.DataFrame(truth["findings"]["clearly_fine"]))
-    wrong = sorted(fired & fine, key=str)
+    wrong = sorted(fired & fine - SAMPLE_FALSE_DISCOVERIES, key=str)
     assert wrong == [], f"fired although truly fine: {wrong}"
     # SCHOOL is a census rule: exactly the planted sections fail
     planted = pd.DataFrame(truth["findings"]["planted"])
@@ -118,7 +146,7 @@ def test_every_fired_problem_was_planted(demo_round):
     truth, problems, _, params = demo_round
     fired = _keys(_fired(problems, params))
     planted = _keys(pd.DataFrame(truth["findings"]["planted"]))
-    assert sorted(fired - planted, key=str) == []
+    assert sorted(fired - planted - SAMPLE_FALSE_DISCOVERIES, key=str) == []
 
 
 def test_planted_defects_are_quarantined(demo_round):
@@ -129,3 +157,30 @@ def test_planted_defects_are_quarantined(demo_round):
         hit = q[(q["source_file"] == d["file"]) & q["source_row"].isin(d["source_rows"])]
         hit = hit[hit["table"] == d["table"]]
         assert len(hit) >= len(d["source_rows"]), f"defect not quarantined: {d}"
+
+
+def test_rounds_linked_on_the_demo(demo_round):
+    """Issue 11, "Done when" on the demo round."""
+    _, problems, _, _ = demo_round
+    p20 = problems[problems["year"] == 2020]
+    p22 = problems[problems["year"] == 2022].set_index("problem_id")
+    # every 2020 problem has a 2022 row with a status, and none of them is "new"
+    assert set(p20["problem_id"]) <= set(p22.index)
+    assert (p22.loc[list(p20["problem_id"]), "previous_status"] != "new").all()
+    assert set(p22["previous_status"]) <= set(schemas.PROBLEM_STATUSES)
+    # close-outs carry no severity; each is a previous problem that now meets its standard
+    closed = p22[p22["status"] == schemas.STATUS_CLOSABLE]
+    assert len(closed) > 0 and (closed["severity"] == "").all()
+    assert (closed["previous_status"] == "resolved").all()
+    # the hand-entered 2020 list is matched to eqm's own ids (NN2020-004 is HOMEWORK-450181-G4)
+    assert p22.loc["HOMEWORK-450181-G4", "previous_problem_id"] == "NN2020-004"
+    assert p22.loc["RES-450125-junior-L1", "status"] == schemas.STATUS_CLOSABLE  # NN2020-009
+    # each school problem names its unmet indicators; a 一贯制 school is one problem
+    sch = problems[problems["rule_id"] == "SCHOOL"]
+    open_sch = sch[sch["status"].isin(schemas.PROBLEM_OPEN_STATUSES)]
+    assert open_sch["title"].str.contains("项未达标：|无数据", regex=True).all()
+    assert not sch.duplicated(["year", "problem_id"]).any()
+    # the reversed gender gap of 横州市 四年级德育 2020 is found
+    gap = p20.set_index("problem_id")
+    assert "GAP-450181-G4-moral-gender-female-male" in gap.index
+    assert "方向相反" in gap.loc["GAP-450181-G4-moral-gender-female-male", "title"]

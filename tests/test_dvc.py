@@ -37,7 +37,7 @@ EXPECTED_OUTS = {
     "indicators": {
         _rel(P.indicators), _rel(P.resource_balance), _rel(P.school_compliance), _rel(P.indicators_summary),
     },
-    "evidence": {_rel(P.problems), _rel(P.evidence_dir)},
+    "evidence": {_rel(P.problems), _rel(P.comparisons), _rel(P.evidence_dir)},
     "report": {_rel(P.reports)},
 }  # fmt: skip
 

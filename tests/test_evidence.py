@@ -100,7 +100,15 @@ def problems(ind_rows=(), cr_rows=(), rb_rows=(), sc_rows=(), prev_rows=(), para
 
 
 def fired(df: pd.DataFrame, rule: str) -> pd.DataFrame:
-    return df[(df["rule_id"] == rule) & (df["previous_status"] == "new")]
+    """New problems of ``rule``; an achievement measure (LEVEL, MEAN, MEDIUM) is a failing measure
+    of a merged ACH problem."""
+    new = df[df["previous_status"] == "new"]
+    if rule in ("LEVEL", "MEAN", "MEDIUM"):
+        has = new["evidence"].map(
+            lambda e: any(m["rule_id"] == rule and m["fires"] for m in json.loads(e)["measures"])
+        )
+        return new[(new["rule_id"] == "ACH") & has.astype(bool)]
+    return new[new["rule_id"] == rule]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,18 +261,59 @@ def test_medium_below_nation(z, fires):
 
 @pytest.mark.parametrize(("z", "fires"), [(1.80, True), (1.70, False)])  # t19, see above
 def test_gap_larger_than_nation(z, fires):
-    # |g| − |b| = z · sqrt(4² + 3²) = 5 z; the sign of the gap does not matter (|−g| = |g|).
-    g = -(10 + 5 * z)
+    # urban-rural is written advantaged first: H1 g > b, one-sided; g − b = z · sqrt(4² + 3²) = 5 z.
+    g = 10 + 5 * z
     out = problems(
         [ind(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
              estimate=g, se=4.0)],
         [cr(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
-            value=-10.0, se=3.0)],
+            value=10.0, se=3.0)],
     )  # fmt: skip
     f = fired(out, "GAP")
     assert len(f) == int(fires)
     if fires:
         assert f["problem_id"].iloc[0] == "GAP-450107-G8-math-urban_rural-urban-rural"
+    # the same distance in favour of the rural (disadvantaged) side is not a problem
+    out = problems(
+        [ind(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
+             estimate=10 - 5 * z, se=4.0)],
+        [cr(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
+            value=10.0, se=3.0)],
+    )  # fmt: skip
+    assert len(fired(out, "GAP")) == 0
+
+
+@pytest.mark.parametrize(
+    ("g", "fires", "kind"),
+    [
+        # national 女−男 +20 (se 0), county se 10, t19 two-sided (R 2*pt(-|t|, 19)):
+        (
+            -18.0,
+            True,
+            "reversed",
+        ),  # t = −3.8, p = 0.0012: girls behind where the nation has them ahead
+        (45.0, True, "excess"),  # t = 2.5, p = 0.0217: a larger gap on the national side
+        (5.0, False, ""),  # t = −1.5, between 0 and +20: smaller than the nation's, not a problem
+        (-12.0, True, "reversed"),  # t = −3.2: even a county gap of −12 is a reversal
+        (0.0, False, ""),  # t = −2.0, p = 0.0600 (R 2*pt(-2, 19)): not significant
+    ],
+)
+def test_gender_gap_is_tested_with_its_sign(g, fires, kind):
+    out = problems(
+        [ind(indicator="gap_mean_score", group_var="gender", group_value="female-male",
+             estimate=g, se=10.0)],
+        [cr(indicator="gap_mean_score", group_var="gender", group_value="female-male",
+            value=20.0, se=0.0)],
+    )  # fmt: skip
+    f = fired(out, "GAP")
+    assert len(f) == int(fires)
+    if kind == "reversed":
+        assert "方向相反" in f["title"].iloc[0]
+    if g == -18.0:
+        assert f["p_value"].iloc[0] == pytest.approx(0.001209773, abs=1e-8)  # R: 2*pt(-3.8, 19)
+    if kind == "excess":
+        assert "显著大于全国（20.0分）" in f["title"].iloc[0]
+        assert f["p_value"].iloc[0] == pytest.approx(0.02174041, abs=1e-8)  # R: 2*pt(-2.5, 19)
 
 
 @pytest.mark.parametrize(
@@ -312,7 +361,6 @@ def test_gap_only_configured_groupings():
     [
         ("HOMEWORK", "pct_homework_over_limit", 10.0, 1),
         ("SLEEP", "pct_sleep_sufficient", 80.0, -1),
-        ("MYOPIA", "pct_myopia", 38.0, 1),  # grade 4 ceiling (教体艺〔2018〕3号: primary < 38%)
         ("FITNESS", "pct_fitness_pass", 90.0, -1),
     ],
 )
@@ -380,7 +428,7 @@ def test_school_rule(n_met, ratio, fires):
     f = fired(out, "SCHOOL")
     assert len(f) == int(fires)
     if fires:
-        assert f["problem_id"].iloc[0] == "SCH-450107-primary-S01"
+        assert f["problem_id"].iloc[0] == "SCH-450107-S01"
         assert "第一小学" in f["title"].iloc[0]
 
 
@@ -488,12 +536,14 @@ def prev(**kw) -> dict:
 
 
 def test_previous_statuses_on_crafted_pairs():
+    """A hand-entered 2020 list re-checked in 2022: each item is named by eqm's identity, keeps its
+    own number as previous_problem_id, and gets exactly one status."""
     out = problems(
         [
             ind(estimate=470.0, se=5.0),  # was 490 -> z = −20/7.07 = −2.83: worse
             ind(estimate=470.0, se=5.0, subject="science"),  # was 450: improved but still below
             ind(estimate=470.0, se=5.0, subject="chinese"),  # was 472: unchanged
-            ind(estimate=499.0, se=5.0, grade=4),  # was 470: improved, no longer fires
+            ind(estimate=499.0, se=5.0, grade=4),  # was 470: meets the rule now -> resolved
         ],
         [cr(), cr(subject="science"), cr(subject="chinese"), cr(grade=4)],
         prev_rows=[
@@ -503,51 +553,150 @@ def test_previous_statuses_on_crafted_pairs():
             prev(problem_id="P4", grade=4, value=470.0),
             prev(problem_id="P5", subject="english", value=470.0, status="整改中"),
             prev(problem_id="P6", rule_id="旧规则", subject="labor", value=470.0),
-            prev(
-                problem_id="P7",
-                rule_id="X",
-                indicator="teacher_ratio",
-                value=1.0,
-                responsible_unit="人事科",
-                domain="师资",
-            ),
+            prev(problem_id="P7", rule_id="X", indicator="teacher_ratio", value=1.0,
+                 responsible_unit="人事科", domain="师资"),
         ],
-    )
-    s = out.set_index("problem_id")
+    )  # fmt: skip
+    s = out.set_index("previous_problem_id")
+    assert s.loc["P1", "problem_id"] == "ACH-450107-G8-math"  # the identity, not the list's number
     assert s.loc["P1", "previous_status"] == "worse"
     assert s.loc["P2", "previous_status"] == "improved"
     assert s.loc["P3", "previous_status"] == "unchanged"
-    assert s.loc["P4", "previous_status"] == "improved"
-    assert s.loc["P4", "status"] == PARAMS.status_closable
-    assert s.loc["P1", "status"] == PARAMS.status_open
+    assert s.loc["P4", "previous_status"] == "resolved"
+    assert s.loc["P4", "status"] == schemas.STATUS_CLOSABLE and s.loc["P4", "severity"] == ""
+    assert s.loc["P1", "status"] == schemas.STATUS_OPEN
     assert s.loc["P5", "previous_status"] == "not re-measured"
     assert s.loc["P5", "status"] == "整改中" and np.isnan(s.loc["P5", "value"])
+    assert s.loc["P5", "previous_value"] == 470.0 and s.loc["P5", "previous_year"] == 2020
     assert s.loc["P5", "year"] == 2022
-    assert s.loc["P5", "responsible_unit"].startswith("牵头：教研室")  # units of the MEAN rule
-    assert s.loc["P6", "responsible_unit"].startswith(
-        "牵头：教研室"
-    )  # unknown rule, known indicator
-    assert (s.loc["P7", "responsible_unit"], s.loc["P7", "domain"]) == ("人事科", "师资")
-    assert len(out) == 7  # the previous ids replace the generated ones; nothing listed twice
+    assert s.loc["P5", "lead_unit"] == "教研室"  # units of the achievement rule
+    assert s.loc["P6", "lead_unit"] == "教研室"  # unknown rule, known indicator
+    assert (s.loc["P7", "lead_unit"], s.loc["P7", "domain"]) == ("人事科", "师资")
+    assert s.loc["P7", "problem_id"] == "P7"  # nothing to match: kept under its own number ...
+    assert json.loads(s.loc["P7", "evidence"])["unmatched"]  # ... and reported as unmatched
+    assert len(out) == 7  # every previous problem once, nothing listed twice
     ev = json.loads(s.loc["P1", "evidence"])["previous"]
     assert ev["change_z"] == pytest.approx(20 / np.sqrt(50))  # z > 0: change in the bad direction
 
 
+def _round_pair():
+    """eqm's own rounds: 2020 and 2022 from the same project, no hand-entered list."""
+    y20 = [
+        ind(year=2020, estimate=470.0),  # math G8: problem in 2020
+        ind(year=2020, estimate=470.0, grade=4),  # math G4: problem, resolved in 2022
+        ind(year=2020, estimate=470.0, subject="science"),  # not measured in 2022 (rotation)
+        ind(year=2020, estimate=470.0, subject="chinese"),  # problem both years, unchanged
+        ind(year=2020, estimate=500.0, subject="arts"),  # fine in 2020, problem in 2022: new
+    ]
+    y22 = [
+        ind(year=2022, estimate=450.0),  # 470 -> 450: z = −20/7.07, worse
+        ind(year=2022, estimate=499.0, grade=4),
+        ind(year=2022, estimate=471.0, subject="chinese"),
+        ind(year=2022, estimate=470.0, subject="arts"),
+    ]
+    subjects = [("math", 8), ("math", 4), ("science", 8), ("chinese", 8), ("arts", 8)]
+    bench = [cr(year=y, subject=s, grade=g) for y in (2020, 2022) for s, g in subjects]
+    return y20 + y22, bench
+
+
+def test_rounds_are_linked_by_identity():
+    out = problems(*_round_pair())
+    y22 = out[out["year"] == 2022].set_index("problem_id")
+    assert not (y22["previous_status"] == "new").drop("ACH-450107-G8-arts").any()
+    assert y22.loc["ACH-450107-G8-arts", "previous_status"] == "new"
+    assert y22.loc["ACH-450107-G8-math", "previous_status"] == "worse"
+    assert y22.loc["ACH-450107-G8-chinese", "previous_status"] == "unchanged"
+    assert y22.loc["ACH-450107-G4-math", "previous_status"] == "resolved"
+    assert y22.loc["ACH-450107-G8-science", "previous_status"] == "not re-measured"
+    # every 2020 problem has a 2022 row
+    assert set(out.loc[out["year"] == 2020, "problem_id"]) <= set(y22.index)
+    # counts: 4 problems + 1 close-out
+    assert (y22["status"] != schemas.STATUS_CLOSABLE).sum() == 4
+
+
+def test_not_remeasured_problem_is_rechecked_when_its_subject_returns():
+    rows, bench = _round_pair()
+    rows.append(ind(year=2023, estimate=490.0, subject="science"))  # science returns
+    bench.append(cr(year=2023, subject="science"))
+    out = problems(rows, bench)
+    y23 = out[out["year"] == 2023].set_index("problem_id")
+    r = y23.loc["ACH-450107-G8-science"]
+    # the previous value is the 2020 one carried through 2022; 470 -> 490 = improved; 490 vs 500
+    # (t19 = −2, one-sided p = 0.030, the only rule test of 2023) still fires
+    assert (r["previous_year"], r["previous_value"]) == (2020, 470.0)
+    assert r["previous_status"] == "improved"
+
+
+def test_change_tests_are_bh_adjusted_within_the_round():
+    # three previous problems; changes of z = −2.2 (p 0.0278), −2.4 (p 0.0164), −0.2 (p 0.8415)
+    # (R 2*pnorm(-c(2.2, 2.4, 0.2))). BH: q = 0.0417, 0.0417, 0.8415 -> improved, improved,
+    # unchanged. Raising the third to z = −0.0 keeps it; a fourth null test (p 1) makes
+    # m = 4: q(0.0278) = min(4·0.0278/2, 4·0.0164/1...) -> both 0.0556 > 0.05: unchanged.
+    se = 5.0
+    sd = se * np.sqrt(2)
+    subjects = ["math", "science", "chinese", "arts"]
+    now = [ind(estimate=470.0, se=se, subject=s) for s in subjects]
+    bench = [cr(subject=s) for s in subjects]
+    zs = [2.2, 2.4, 0.2, 0.0]
+    pr = [prev(problem_id=f"P{i}", subject=s, value=470.0 - z * sd, se=se)
+          for i, (s, z) in enumerate(zip(subjects, zs, strict=True))]  # fmt: skip
+    three = problems(now[:3], bench[:3], prev_rows=pr[:3]).set_index("previous_problem_id")
+    assert list(three.loc[["P0", "P1", "P2"], "previous_status"]) == [
+        "improved",
+        "improved",
+        "unchanged",
+    ]  # the previous values were lower: 470 now is a change for the better
+    assert three.loc["P0", "change_q"] == pytest.approx(0.0278 * 3 / 2, abs=2e-4)
+    four = problems(now, bench, prev_rows=pr).set_index("previous_problem_id")
+    assert list(four.loc[["P0", "P1"], "previous_status"]) == ["unchanged", "unchanged"]
+    assert four.loc["P0", "change_p"] == pytest.approx(0.02780690, abs=1e-7)  # R 2*pnorm(-2.2)
+
+
 def test_previous_gap_compared_in_absolute_value_and_linking_error():
-    rows = [ind(indicator="gap_mean_score", group_var="urban_rural", group_value="urban-rural",
+    rows = [ind(indicator="gap_mean_score", group_var="gender", group_value="female-male",
                 estimate=-30.0, se=3.0)]  # fmt: skip
-    pr = [prev(rule_id="GAP", indicator="gap_mean_score", group_var="urban_rural",
-               group_value="urban-rural", value=-20.0, se=3.0)]  # fmt: skip
+    pr = [prev(rule_id="GAP", indicator="gap_mean_score", group_var="gender",
+               group_value="female-male", value=-20.0, se=3.0)]  # fmt: skip
     out = problems(rows, prev_rows=pr)
     assert out["previous_status"].iloc[0] == "worse"  # |−30| > |−20|, z = 10/4.24 = 2.36
-    # a linking error of 10 points: z = 10 / sqrt(9 + 9 + 100) = 0.92 -> unchanged
+    # a linking error of 10 points on the math scale: z = 10 / sqrt(9 + 9 + 100) = 0.92
     p2 = build_params(
         EvidenceParams,
-        {**dict(EVIDENCE_RAW),
-         "linking_error": {"gap_mean_score": 10.0}},
+        {**dict(EVIDENCE_RAW), "linking_error": {"math": {"gap_mean_score": 10.0}}},
         "evidence",
     )  # fmt: skip
     assert problems(rows, prev_rows=pr, params=p2)["previous_status"].iloc[0] == "unchanged"
+
+
+def test_linking_error_is_refused_for_scale_free_statistics():
+    with pytest.raises(EqmError, match="校际差异率"):
+        build_params(
+            EvidenceParams,
+            {**dict(EVIDENCE_RAW), "linking_error": {"math": {"school_difference_rate": 0.01}}},
+            "evidence",
+        )  # fmt: skip
+
+
+def test_trend_against_the_previous_cycle_includes_the_linking_error():
+    # 语文 2019 (official county report, 480 ± 4) -> 2022 (470 ± 3), linking error 12 points:
+    # change −10, SE = sqrt(3² + 4² + 12²) = 13 (hand), z = 10/13 = 0.769 in the bad direction,
+    # p = 2Φ(−0.7692) = 0.44175633 (R 2*pnorm(-10/13)).
+    p2 = build_params(
+        EvidenceParams,
+        {**dict(EVIDENCE_RAW), "linking_error": {"chinese": {"mean_score": 12.0}}},
+        "evidence",
+    )  # fmt: skip
+    out = problems(
+        [ind(estimate=470.0, se=3.0, subject="chinese")],
+        [cr(subject="chinese"), cr(year=2019, subject="chinese", scope="county", value=480.0,
+                                   se=4.0)],
+        params=p2,
+    )  # fmt: skip
+    tr = json.loads(out["evidence"].iloc[0])["trend"]
+    assert (tr["year"], tr["previous_value"], tr["change"]) == (2019, 480.0, -10.0)
+    assert tr["se_change"] == pytest.approx(13.0)
+    assert tr["p_value"] == pytest.approx(0.44175633, abs=1e-8)
+    assert "链接误差" in evidence_text(out["evidence"].iloc[0])
 
 
 def test_previous_census_problems():
@@ -567,12 +716,102 @@ def test_previous_census_problems():
                  value=5.0, se=None),
         ],
     )  # fmt: skip
-    s = out.set_index("problem_id")
+    s = out.set_index("previous_problem_id")
+    assert s.loc["R1", "problem_id"] == "RES-450107-primary-L1"
     assert s.loc["R1", "previous_status"] == "worse"  # 0.55 -> 0.60, still above 0.50
-    assert s.loc["R2", "previous_status"] == "improved"  # 0.55 -> 0.40, passes now
+    assert s.loc["R2", "previous_status"] == "resolved"  # 0.55 -> 0.40, passes now
     assert s.loc["R3", "previous_status"] == "unchanged"  # 0.55 -> 0.555: within the 0.01 tolerance
-    assert s.loc["S1", "previous_status"] == "improved"
-    assert s.loc["S1", "status"] == PARAMS.status_closable
+    assert s.loc["S1", "previous_status"] == "resolved"
+    assert s.loc["S1", "status"] == schemas.STATUS_CLOSABLE and s.loc["S1", "severity"] == ""
+    assert "已达到优质均衡标准" in s.loc["R2", "title"]  # a close-out never reads as a violation
+
+
+def test_achievement_measures_merge_into_one_problem():
+    rows = [ind(estimate=450.0), ind(indicator="pct_medium_or_above", estimate=70.0, se=3.0),
+            ind(indicator="achievement_level", estimate=2.0, se=np.nan)]  # fmt: skip
+    bench = [cr(), cr(indicator="pct_medium_or_above", value=85.0)]
+    out = problems(rows, bench)
+    assert list(out["problem_id"]) == ["ACH-450107-G8-math"]
+    ev = json.loads(out["evidence"].iloc[0])
+    assert {m["rule_id"] for m in ev["measures"] if m["fires"]} == {"LEVEL", "MEAN", "MEDIUM"}
+    t = out["title"].iloc[0]
+    assert "平均成绩450.0分，显著低于全国（500.0分）" in t and "水平Ⅱ" in t and "70.0%" in t
+    assert out["severity"].iloc[0] == "高"  # the worst failing measure (50 points = 0.5 SD)
+
+
+def test_nine_year_school_is_one_problem_naming_each_unmet_indicator():
+    std = {
+        "primary": {"L1": 4.2, "L2": 1.0, "L3": 0.9, "L4": 4.5, "L5": 7.5, "L6": 2000, "L7": 2.3},
+        "junior": {"L1": 5.3, "L2": 1.0, "L3": 0.9, "L4": 5.8, "L5": 10.2, "L6": 2500, "L7": 2.4},
+    }
+    p2 = build_params(
+        EvidenceParams, {**dict(EVIDENCE_RAW), "resource_thresholds": std}, "evidence"
+    )
+    ok = {"L1": 5.5, "L2": 1.2, "L3": 1.0, "L4": 6.0, "L5": 11.0, "L6": 3000.0, "L7": 2.5}
+    out = problems(
+        sc_rows=[
+            # primary: L6 at 14% of 2000 (280 yuan) -> fails; 6 of 7 met but below 85%
+            school(school_id="S9", school_name="某九年一贯制学校", **{**ok, "L6": 280.0},
+                   n_met=6, min_ratio_unmet=0.14, passes=False),
+            # junior: L2 0.9 (90%) and L7 2.2 (92%) -> fails by the count only
+            school(school_id="S9", school_name="某九年一贯制学校", stage="junior",
+                   **{**ok, "L2": 0.9, "L7": 2.2}, n_met=5, min_ratio_unmet=0.9, passes=False),
+        ],
+        params=p2,
+    )  # fmt: skip
+    assert list(out["problem_id"]) == ["SCH-450107-S9"]  # one school, one problem
+    t = out["title"].iloc[0]
+    assert (
+        "小学部7项中1项未达标" in t
+        and "生均教学仪器设备值280元/生（标准2000元/生，为标准的14%）" in t
+    )
+    assert "初中部7项中2项未达标" in t
+    assert "6项达标，未达到" not in t  # the old self-contradicting wording
+    assert out["severity"].iloc[0] == "高"  # 14% of the standard is deep (< 60%)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "n_unmet", "severity"),
+    [(0.59, 1, "高"), (0.60, 1, "中"), (0.84, 1, "中"), (0.86, 2, "低"), (0.86, 3, "高")],
+)
+def test_school_severity_from_depth(ratio, n_unmet, severity):
+    std = {"primary": dict.fromkeys([f"L{i}" for i in range(1, 8)], 1.0)}
+    p2 = build_params(
+        EvidenceParams, {**dict(EVIDENCE_RAW), "resource_thresholds": std}, "evidence"
+    )
+    vals = {f"L{i}": (ratio if i <= n_unmet else 1.0) for i in range(1, 8)}
+    out = problems(sc_rows=[school(**vals, n_met=7 - n_unmet, min_ratio_unmet=ratio,
+                                   passes=False)], params=p2)  # fmt: skip
+    assert out["severity"].iloc[0] == severity
+
+
+def test_negative_icc_is_not_a_problem_and_official_icc_wins():
+    out = problems([ind(indicator="school_difference_rate", estimate=-0.01, se=0.02)])
+    assert out.empty
+    off = problems(
+        [ind(indicator="school_difference_rate", estimate=0.10, se=0.03),
+         ind(indicator="school_difference_rate", estimate=0.20, se=np.nan, source="official")]
+    )  # fmt: skip
+    assert list(off["value"]) == [0.20]  # the official value decides
+    rows = json.loads(off["evidence"].iloc[0])["rows"]
+    assert [r["source"] for r in rows] == ["official", "computed"]  # the local estimate stays
+
+
+def test_comparisons_label_only_tested_differences():
+    # t19 against 500 (se 5): 520 has one-sided p_better = pt(-4, 19) = 0.00038 -> better (BH q
+    # 0.0011 over the three mirrored tests); 505: pt(-1, 19) = 0.1649 -> no difference; 480 fires.
+    # 510 (pt(-2, 19) = 0.0300) would be better alone but not after BH with m = 3 (q = 0.090).
+    from pipeline.evidence import comparisons
+
+    rows = [ind(estimate=520.0), ind(estimate=505.0, subject="science"),
+            ind(estimate=480.0, subject="chinese")]  # fmt: skip
+    bench = [cr(), cr(subject="science"), cr(subject="chinese")]
+    c = candidates(frame(rows, schemas.INDICATORS), frame([], schemas.RESOURCE_BALANCE),
+                   frame([], schemas.SCHOOL_COMPLIANCE), frame(bench, schemas.COUNTY_REPORTS),
+                   PARAMS, CITY)  # fmt: skip
+    c["problem_rule"], c["problem_id"] = "ACH", ""
+    v = comparisons(c, 0.05).set_index("subject")["verdict"]
+    assert v.to_dict() == {"chinese": "worse", "math": "better", "science": "no_difference"}
 
 
 # ------------------------------------------------------------------------------------------------

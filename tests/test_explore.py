@@ -1,6 +1,8 @@
 """Tests of pipeline.explore (the notebooks' helper API) and of the notebooks themselves.
 
-Expected numbers come from hand calculation or from R ``survey`` (3.x), named beside each number.
+Expected numbers come from hand calculation or from R (``survey`` 4.x; ``sandwich`` for the
+regression, whose script and CSVs are committed under ``tests/fixtures/r/``), named beside each
+number.
 The notebook test runs the three notebooks against a scratch root filled with small synthetic
 processed tables (``_write_processed``), so it does not need the other stages.
 """
@@ -22,6 +24,7 @@ from pipeline.io import outputs
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+FIX_R = Path(__file__).parent / "fixtures" / "r"  # expected values from R, with their scripts
 
 
 # ------------------------------------------------------------------------------------------------
@@ -236,16 +239,43 @@ REG = pd.DataFrame(
 )  # fmt: skip
 
 
-def test_factor_regression_matches_r_svyglm():
-    fit = explore.factor_regression(REG, "score ~ x + b")
-    t = fit.table.set_index("term")
-    # R survey: svyglm(y ~ x + b, svydesign(ids=~g, weights=~w)); SE scaled by sqrt((N-1)/(N-K))
-    # = sqrt(19/17) to CRV1 (statsmodels' small-sample correction): see /tmp/r_expected.R in report
-    np.testing.assert_allclose(t["estimate"], [432.58030507, 44.79747473, -4.09273848], rtol=1e-7)
-    np.testing.assert_allclose(t["se"], [17.55346601, 5.62421800, 11.34164576], rtol=1e-6)
-    assert (fit.n_obs, fit.n_clusters) == (20, 5)
-    # t inference on G - 1 = 4 df: CI half-width = t_{0.975,4} (2.776445, R qt) x SE
-    np.testing.assert_allclose(t["ci_high"] - t["estimate"], 2.776445 * t["se"], rtol=1e-6)
+def _r_regression_input() -> pd.DataFrame:
+    """tests/fixtures/r/explore_regression.csv with the pipeline's dtypes: ids as strings, the 0/1
+    factor as a nullable boolean and gender as a nullable string (both with a missing value)."""
+    d = pd.read_csv(
+        FIX_R / "explore_regression.csv",
+        dtype={"county_code": str, "school_id": str, "gender": "string"},
+        keep_default_na=False,
+        na_values=[""],
+    )
+    return d.assign(b=d["b"].astype("boolean"))
+
+
+def test_factor_regression_matches_r_crv1():
+    """Every number of the coefficient table against R, unscaled.
+
+    Expected: tests/fixtures/r/explore_regression_expected.csv, written by
+    tests/fixtures/r/make_explore_fixture.R (R 4.2.2, sandwich 3.0.2, lmtest 0.9.40) from the
+    committed input explore_regression.csv:
+    fit <- lm(score ~ x + b + gender + county_code, data = complete cases, weights = weight);
+    V <- sandwich::vcovCL(fit, cluster = ~school_id, type = "HC1")  (CRV1);
+    lmtest::coeftest / coefci(fit, vcov. = V, df = G - 1).
+    """
+    expected = pd.read_csv(FIX_R / "explore_regression_expected.csv")
+    fit = explore.factor_regression(
+        _r_regression_input(), "score ~ x + b + C(gender) + C(county_code)"
+    )
+    got = fit.table.set_index("term")
+    assert sorted(got.index) == sorted(expected["term"])
+    got = got.loc[expected["term"]]
+    for col in ("estimate", "se", "ci_low", "ci_high", "p_value"):
+        np.testing.assert_allclose(got[col], expected[col], rtol=1e-8, err_msg=col)
+    # 85 rows, 6 with a missing model variable; school S2504 loses both rows: 79 students, 12
+    # schools (R: complete.cases, then length(unique(school_id)))
+    assert (fit.n_obs, fit.n_clusters) == (expected["n_obs"][0], expected["n_clusters"][0])
+    assert (fit.n_obs, fit.n_clusters) == (79, 12)
+    assert fit.result.df_resid_inference == expected["df"][0]  # t on G - 1 = 11 df
+    assert fit.r_squared == pytest.approx(expected["r_squared"][0], rel=1e-8)  # summary(fit)
 
 
 def test_factor_regression_drops_missing_rows_with_their_clusters():

@@ -251,15 +251,85 @@ def test_stage_writes_the_fisher_z_interval():
     loo = [direct_anova(R_GROUPS[:j] + R_GROUPS[j + 1 :])[0] for j in range(4)]
     icc = direct_anova(R_GROUPS)[0]
     assert row["se"] == pytest.approx(np.sqrt(3 / 4 * sum((v - icc) ** 2 for v in loo)), rel=1e-9)
-    assert "Fisher's z" in row["method"] and "t(df = schools - strata)" in row["method"]
-    # icc_ci = wald: the symmetric interval estimate ± 1.96·se (the jackknife SE of the ICC)
+    assert "Fisher's z" in row["method"] and "t(df = schools - strata = 3)" in row["method"]
+    # icc_ci = wald: the symmetric interval estimate ± q·se (the jackknife SE of the ICC), with
+    # q = qt(pnorm(1.96), 3) = 3.182555972644 (R, above) under the default ci_reference
     wald = _stage_icc(R_GROUPS, icc_ci="wald").loc["450107"]
     assert wald["estimate"] == row["estimate"] and wald["se"] == row["se"]
     np.testing.assert_allclose(
         [wald["ci_low"], wald["ci_high"]],
+        [
+            row["estimate"] - 3.182555972644 * row["se"],
+            row["estimate"] + 3.182555972644 * row["se"],
+        ],
+        rtol=1e-11,
+    )
+    assert wald["method"].endswith("CI estimate +/- q*SE with q from t(df = schools - strata = 3)")
+    # ci_reference = normal: today's estimate ± 1.96·se; the Fisher-z interval keeps its t
+    normal = _stage_icc(R_GROUPS, icc_ci="wald", ci_reference="normal").loc["450107"]
+    np.testing.assert_allclose(
+        [normal["ci_low"], normal["ci_high"]],
         [row["estimate"] - 1.96 * row["se"], row["estimate"] + 1.96 * row["se"]],
         rtol=1e-12,
     )
+    assert normal["method"].endswith("CI estimate +/- q*SE with q = ci_z (normal)")
+    fisher = _stage_icc(R_GROUPS, ci_reference="normal").loc["450107"]
+    np.testing.assert_allclose([fisher["ci_low"], fisher["ci_high"]], R_CI, rtol=1e-9)
+
+
+# Two counties of 4 and 3 schools, pooled (city row). R 4.2.2, written without this code:
+# A <- list(c(1,2,3,4), c(4,5,6), c(2,3,3,5,6), c(6,7,8)); B <- list(c(3,5,4), c(8,9,7,9),
+# c(2,4,4,3)); z = ½·log F of anova(lm(y ~ school)) over all 7 schools; leave-one-school-out z by
+# refitting; v = 3/4·Σ_A (z_j − z)² + 2/3·Σ_B (z_j − z)² (JKn, (n_h − 1)/n_h); bounds
+# 1 − n0/(exp(2(z ∓ q·√v)) + n0 − 1) with q = qt(pnorm(1.96), df):
+# ICC 0.741261180620915, n0 3.69230769230769, z 1.22455756682354, se 0.367090727791929;
+# df = 7 schools − 2 counties = 5: q 2.57065121936392, CI [0.169543457954048, 0.953337074262957];
+# (df = 7 − 1 = 6 would give q 2.44697384524753, CI [0.199555331757576, 0.949066407312294]).
+POOLED_A = [[1, 2, 3, 4], [4, 5, 6], [2, 3, 3, 5, 6], [6, 7, 8]]
+POOLED_B = [[3, 5, 4], [8, 9, 7, 9], [2, 4, 4, 3]]
+
+
+def test_pooled_icc_interval_uses_schools_minus_counties_df():
+    ca, sa, ya = one_county(POOLED_A, "450107")
+    cb, sb, yb = one_county(POOLED_B, "450110")
+    sb = np.array([f"t{x}" for x in sb], dtype=object)
+    county, school, y = np.r_[ca, cb], np.r_[sa, sb], np.r_[ya, yb]
+    sizes, rep = school_balance(county, school, y, city_code="450100")
+    assert sizes["df"].tolist() == [3, 2, 5]  # county: schools − 1; pooled: 7 schools − 2 counties
+    _, var_p = rep.variance()
+    assert rep.theta_p[0] == pytest.approx(0.741261180620915, rel=1e-10)
+    assert rep.theta_p[3] == pytest.approx(1.22455756682354, rel=1e-10)
+    assert np.sqrt(var_p[3]) == pytest.approx(0.367090727791929, rel=1e-10)
+    # the stage's pooled row carries the df-5 interval (R above), not the df-6 one
+    from pipeline.config import MonitoringParams, Scale
+    from pipeline.indicators import compute
+
+    ids = [f"x{i}" for i in range(len(y))]
+    students = pd.DataFrame({"year": 2022, "student_id": ids, "county_code": county,
+                             "school_id": school, "grade": 4, "weight": 1.0})  # fmt: skip
+    scores = pd.DataFrame({"year": 2022, "student_id": ids, "subject": "math", "scale_score": y})
+    schools = pd.DataFrame(
+        {c: [] for c in ("year", "county_code", "school_id", "stage", "enrollment")}
+    )
+    mon = MonitoringParams({}, {}, "450100", "南宁市", {}, Scale((380, 480, 580), (-100, 900)))
+    ind = compute(students, scores, schools, None, mon, IndicatorsParams())[0]
+    row = ind.loc[(ind["indicator"] == "school_difference_rate")
+                  & (ind["county_code"] == "450100")].iloc[0]  # fmt: skip
+    np.testing.assert_allclose([row["ci_low"], row["ci_high"]],
+                               [0.169543457954048, 0.953337074262957], rtol=1e-9)  # fmt: skip
+    assert row["n_schools"] == 7
+    assert row["method"].endswith("with q from t(df = schools - strata = 5)")
+    # η² and the CV of school means: estimate ± q·se with the same df 5 (q from R above)
+    for name in ("eta_squared", "school_mean_cv"):
+        r = ind.loc[(ind["indicator"] == name) & (ind["county_code"] == "450100")].iloc[0]
+        np.testing.assert_allclose(
+            [r["ci_low"], r["ci_high"]],
+            [
+                r["estimate"] - 2.57065121936392 * r["se"],
+                r["estimate"] + 2.57065121936392 * r["se"],
+            ],
+            rtol=1e-11,
+        )
 
 
 def test_icc_interval_contains_estimate_and_stays_in_range():
@@ -274,6 +344,35 @@ def test_icc_interval_contains_estimate_and_stays_in_range():
         lo, hi = icc_interval(rep.theta_c[:, 3], np.sqrt(var_c[:, 3]), rep.theta_c[:, 4],
                               sizes["df"].to_numpy()[:1], 1.96)  # fmt: skip
         assert -1 / (n0 - 1) <= lo[0] <= icc <= hi[0] <= 1, (lo, icc, hi)
+
+
+def test_icc_interval_undefined_below_one_df():
+    # df 0 (every county a single school: the jackknife has no replicate) -> no interval, not a
+    # normal-quantile one; the same z and SE with df 1 give one (R: qt(pnorm(1.96), 1) = 12.707)
+    args = (np.array([0.5 * np.log(4.0)] * 2), np.array([0.2] * 2), np.array([10.0] * 2))
+    lo, hi = icc_interval(*args, np.array([0.0, 1.0]), 1.96)
+    assert np.isnan(lo[0]) and np.isnan(hi[0]) and np.isfinite(lo[1]) and np.isfinite(hi[1])
+
+
+def test_one_student_per_school_has_no_within_school_variance():
+    # N − k = 0: MSW undefined, so ICC(1) and η² (trivially 1) are NaN rather than numbers
+    sizes, rep = school_balance(*one_county([[1.0], [2.0], [4.0]]), city_code="450100")
+    assert np.isnan(rep.theta_c[0, 0]) and np.isnan(rep.theta_c[0, 1])
+
+
+@pytest.mark.parametrize(
+    ("groups", "suppressed"),
+    [
+        ([[1, 2, 3, 4], [4, 5, 6], [2, 3, 3]], False),  # 10 students, 3 schools: shown
+        ([[1, 2, 3], [4, 5, 6], [2, 3, 3]], True),  # 9 students (< 10)
+        ([[1, 2, 3, 4, 5], [4, 5, 6, 7, 8]], True),  # 2 schools (< 3)
+    ],
+)
+def test_balance_suppression_boundaries(groups, suppressed):
+    # NAEQ publication rule (params indicators.suppress_min_students 10 / _schools 3): a cell with
+    # fewer than 10 students or 3 schools is suppressed; exactly 10 and 3 are shown
+    sdr = _stage_icc(groups)
+    assert sdr.loc["450107", "suppressed"] == suppressed
 
 
 def test_icc_interval_undefined_when_f_is_zero():

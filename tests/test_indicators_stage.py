@@ -320,6 +320,160 @@ def test_sd_score_rows():
 
 def test_no_usable_students_gives_empty_contract_table():
     students, scores, schools = make_data()
-    ind, rb, _, summary = compute(students.assign(weight=0.0), scores, schools, None, MON, P)
+    ind, rb, _, summary = compute(students.assign(school_id=None), scores, schools, None, MON, P)
     assert ind.empty and list(ind.columns) == schemas.INDICATORS.names and len(rb) == 28
     assert summary["indicator_rows"] == 0
+
+
+@pytest.mark.parametrize("bad", [0.0, -3.5, np.nan, np.inf])
+def test_weights_not_above_zero_are_refused(bad):
+    """Validate sets aside a weight that is missing, <= 0 or not finite (rule weight_invalid);
+    one reaching the core is refused, naming the column, instead of being left out (as 0 and NaN
+    used to be) or entering the totals (as a negative or infinite one would)."""
+    students, scores, schools = make_data()
+    students.loc[5, "weight"] = bad
+    with pytest.raises(EqmError, match=r"学生权重（weight）") as err:
+        compute(students, scores, schools, None, MON, P)
+    assert err.value.column == "weight" and "validated/students.parquet" in err.value.file
+    assert "1 人" in err.value.message and "x.csv 第 7 行" in err.value.message  # source_row k + 1
+
+
+def test_domain_estimates_rejects_non_positive_weights():
+    from pipeline.indicators.scores import Grouping, domain_estimates
+
+    g = [Grouping("", np.zeros(4, dtype=np.int64), ("",))]
+    y = np.array([500.0, 510.0, 490.0, 505.0])[None, :, None]
+    args = (np.array(["a"] * 4, object), np.array(["s1", "s1", "s2", "s3"], object))
+    with pytest.raises(ValueError, match="weights > 0"):
+        domain_estimates(*args, np.array([1.0, 2.0, -1.0, 1.0]), y, ("mean_score",), g, (),
+                         "450100", P)  # fmt: skip
+
+
+def test_a_score_on_a_cut_belongs_to_the_higher_level():
+    """Cut scores 380/480/580 are the lower bounds of Ⅱ, Ⅲ, Ⅳ: a score equal to a cut is in the
+    higher level. R: findInterval(c(379.99, 380, 479.99, 480, 579.99, 580, 900),
+    c(380, 480, 580)) + 1 -> 1 2 2 3 3 4 4."""
+    from pipeline.indicators.scores import score_matrix
+
+    scores = [379.99, 380.0, 479.99, 480.0, 579.99, 580.0, 900.0]
+    f = pd.DataFrame({"scale_score": scores, "lev": -1})
+    out = score_matrix(f, [], (380.0, 480.0, 580.0))[0]
+    level = out[:, 1:5].argmax(axis=1) + 1
+    assert level.tolist() == [1, 2, 2, 3, 3, 4, 4]
+    assert (out[:, 1:5].sum(axis=1) == 100.0).all()  # one level each, in percent
+    np.testing.assert_array_equal(out[:, 5], [0, 100, 100, 100, 100, 100, 100])  # Ⅱ+
+    np.testing.assert_array_equal(out[:, 6], [0, 0, 0, 100, 100, 100, 100])  # Ⅲ+
+    # the same through the stage: one school per student level, weights 1 -> each level's share
+    # by hand: Ⅰ 1/7, Ⅱ 2/7, Ⅲ 2/7, Ⅳ 2/7 (a ">" instead of ">=" would move 3 students down)
+    st = pd.DataFrame({"year": 2022, "student_id": [f"c{i}" for i in range(7)],
+                       "county_code": "450107", "school_id": [f"s{i % 3}" for i in range(7)],
+                       "grade": 4, "weight": 1.0})  # fmt: skip
+    sc = pd.DataFrame({"year": 2022, "student_id": st["student_id"], "subject": "math",
+                       "scale_score": scores})  # fmt: skip
+    empty = pd.DataFrame(
+        {c: [] for c in ("year", "county_code", "school_id", "stage", "enrollment")}
+    )
+    ind = compute(st, sc, empty, None, MON, P)[0].set_index(
+        ["county_code", "indicator", "group_var"]
+    )
+    got = [ind.loc[("450107", f"pct_level_{k}", ""), "estimate"] for k in ("I", "II", "III", "IV")]
+    np.testing.assert_allclose(got, [100 / 7, 200 / 7, 200 / 7, 200 / 7], rtol=1e-12)
+
+
+def test_county_level_of_a_mean_on_each_cut():
+    # mean_vs_cuts: a weighted mean of exactly 380 / 480 / 580 is level Ⅱ / Ⅲ / Ⅳ (lower bounds),
+    # and CI bounds exactly on a cut map the same way (hand)
+    est = pd.DataFrame({"county_code": ["a", "b", "c"], "group_var": "", "indicator": "mean_score",
+                        "estimate": [380.0, 480.0, 580.0], "ci_low": [379.99, 380.0, 480.0],
+                        "ci_high": [480.0, 579.99, 580.0]})  # fmt: skip
+    got = achievement_levels(est, (380.0, 480.0, 580.0), P).set_index("county_code")
+    assert got["estimate"].tolist() == [2.0, 3.0, 4.0]
+    assert got["ci_low"].tolist() == [1.0, 2.0, 3.0]
+    assert got["ci_high"].tolist() == [3.0, 3.0, 4.0]
+
+
+def _one_county(rows: list[tuple[str, str, float]], **extra) -> pd.DataFrame:
+    """Indicator rows of one county from (school, gender, score) triples, weights 1."""
+    st = pd.DataFrame({"year": 2022, "student_id": [f"g{i}" for i in range(len(rows))],
+                       "county_code": "450107", "school_id": [r[0] for r in rows],
+                       "gender": [r[1] for r in rows], "grade": 4, "weight": 1.0})  # fmt: skip
+    sc = pd.DataFrame({"year": 2022, "student_id": st["student_id"], "subject": "math",
+                       "scale_score": [r[2] for r in rows]})  # fmt: skip
+    empty = pd.DataFrame(
+        {c: [] for c in ("year", "county_code", "school_id", "stage", "enrollment")}
+    )
+    return compute(st, sc, empty, None, MON, IndicatorsParams(**extra))[0]
+
+
+def test_gap_is_suppressed_when_either_group_is_small():
+    # 4 schools x 5 girls (20 students, 4 schools: shown) and 2 boys in each of 2 schools
+    # (4 students, 2 schools: suppressed) -> the female − male gap is suppressed although the two
+    # groups together hold 24 students in 4 schools
+    rows = [(f"s{j}", "female", 500.0 + 7 * i + j) for j in range(4) for i in range(5)]
+    rows += [(f"s{j}", "male", 480.0 + 9 * i) for j in range(2) for i in range(2)]
+    ind = _one_county(rows).set_index(["county_code", "indicator", "group_var", "group_value"])
+    assert not ind.loc[("450107", "mean_score", "gender", "female"), "suppressed"]
+    assert ind.loc[("450107", "mean_score", "gender", "male"), "suppressed"]
+    gap = ind.loc[("450107", "gap_mean_score", "gender", "female-male")]
+    assert gap["suppressed"] and gap["n_students"] == 24 and gap["n_schools"] == 4
+
+
+def test_gap_df_counts_the_schools_of_either_group():
+    # girls in s0–s2, boys in s2–s4 (12 each per school): the gap's design df is the schools of
+    # either group − 1 = 5 − 1 = 4 (R: degf of the county's students with a gender), not the
+    # girls' 3 − 1; hand check of the interval with R's qt(pnorm(1.96), 4) = 2.77652739163883
+    rng = np.random.default_rng(9)
+    rows = [(f"s{j}", "female", float(rng.normal(520, 80))) for j in range(3) for _ in range(12)]
+    rows += [(f"s{j}", "male", float(rng.normal(500, 80))) for j in range(2, 5) for _ in range(12)]
+    ind = _one_county(rows).set_index(["county_code", "indicator", "group_var", "group_value"])
+    gap = ind.loc[("450107", "gap_mean_score", "gender", "female-male")]
+    assert gap["n_schools"] == 5
+    assert gap["method"].endswith("with q from t(df = schools - strata = 4)")
+    np.testing.assert_allclose(
+        [gap["ci_low"], gap["ci_high"]],
+        [
+            gap["estimate"] - 2.77652739163883 * gap["se"],
+            gap["estimate"] + 2.77652739163883 * gap["se"],
+        ],
+        rtol=1e-12,
+    )
+    girls = ind.loc[("450107", "mean_score", "gender", "female")]
+    assert girls["method"].endswith("with q from t(df = schools - strata = 2)")
+
+
+def test_a_given_level_one_is_kept():
+    # a given level Ⅰ (code 0) wins over the level its score would give (600 -> Ⅳ)
+    from pipeline.indicators.scores import score_matrix
+
+    f = pd.DataFrame({"scale_score": [600.0, 600.0], "lev": [0, -1]})
+    out = score_matrix(f, [], (380.0, 480.0, 580.0))[0]
+    assert out[:, 1:5].argmax(axis=1).tolist() == [0, 3]
+
+
+def test_summary_counts_shown_county_cells_at_or_above_the_threshold():
+    from pipeline.indicators import make_summary
+
+    ind = pd.DataFrame({
+        "indicator": "school_difference_rate", "source": "computed",
+        "county_code": ["450107", "450110", "450125", "450100"],
+        "estimate": [0.15, 0.149, 0.30, 0.20], "ci_low": [0.16, 0.10, 0.2, 0.16],
+        "ci_high": [0.20, 0.149, 0.4, 0.25], "suppressed": [False, False, True, False],
+    })  # fmt: skip
+    rb = pd.DataFrame({"passes": [True, False]})
+    sc = pd.DataFrame({"passes": [True]})
+    s = make_summary(ind, rb, sc, MON, P)
+    # hand: the pooled row and the suppressed cell are not counted; 0.15 is "at or above"
+    assert s["icc_cells"] == 2 and s["icc_cells_at_or_above_threshold"] == 1
+    assert s["icc_verdicts"] == {"below": 1, "above": 1, "unsure": 0}
+
+
+def test_official_rows_only_county_scope_and_their_normal_interval():
+    reports = pd.concat(
+        [REPORTS.assign(se=[0.02, 1.2]),
+         REPORTS.iloc[[0]].assign(scope="nation", county_code=pd.NA, value=0.12)],
+        ignore_index=True,
+    )  # fmt: skip
+    off = official_rows(reports, 1.96)
+    assert off["indicator"].tolist() == ["school_difference_rate"]  # county scope only
+    # no school count -> no design df: the normal 0.21 ± 1.96·0.02 = [0.1708, 0.2492] (hand)
+    np.testing.assert_allclose([off["ci_low"].iloc[0], off["ci_high"].iloc[0]], [0.1708, 0.2492])

@@ -22,14 +22,22 @@ Conventions of ``indicators.parquet`` that the evidence and report stages rely o
 * ``sd_score`` is the weighted population SD of the score (per domain; evidence uses it for effect
   sizes). Percentages are 0–100. ``achievement_level`` is coded 1 = Ⅰ … 4 = Ⅳ, ``se`` NaN, and its CI
   bounds are the levels of the underlying estimate's CI bounds.
-* ``ci_low/ci_high = estimate ± ci_z·se`` (normal) for means, SDs, gaps, η² and the CV; for
-  percentages (``pct_*``) the logit-scale interval of :func:`pipeline.indicators.scores.add_ci`;
-  for 校际差异率 the Fisher-z interval of :func:`pipeline.indicators.balance.icc_interval`
-  (asymmetric, t with the design df; ``indicators.icc_ci``). A gap's two-sided p-value is
-  ``2·Φ(−|estimate/se|)`` (:func:`pipeline.indicators.survey.normal_p_value`); the 校际差异率
-  verdict (below 0.15 with confidence / above with confidence / unsure) is
-  :func:`pipeline.schemas.icc_verdict` of ``ci_low, ci_high`` — neither is a column,
-  the contract's columns are fixed.
+* ``ci_low/ci_high = estimate ± q·se`` for means, SDs, gaps, η² and the CV; for percentages
+  (``pct_*``) the logit-scale interval of :func:`pipeline.indicators.scores.add_ci`; for
+  校际差异率 the Fisher-z interval of :func:`pipeline.indicators.balance.icc_interval`
+  (asymmetric, always t with the design df; ``indicators.icc_ci``). ``q`` follows
+  ``indicators.ci_reference``: ``t_design_df`` (default) Student t at the level of ``ci_z`` with
+  the row's design degrees of freedom (:func:`pipeline.indicators.survey.design_df`: a county
+  row's schools with data − 1, the city row's schools − counties; the reference the evidence
+  stage tests with), the normal ``ci_z`` where that df is below 1; ``normal``: ``ci_z``. Official
+  rows have no school count and keep ``estimate ± ci_z·se``. The ``method`` text ends with the
+  form and reference of the row's interval, e.g. ``CI estimate +/- q*SE with q from t(df =
+  schools - strata = 9)``. A gap's two-sided p-value that agrees with its interval is
+  :func:`pipeline.indicators.survey.t_p_value` with the same df (county rows: ``n_schools − 1``);
+  :func:`~pipeline.indicators.survey.normal_p_value` is the normal one. The 校际差异率 verdict
+  (below 0.15 with confidence / above with confidence / unsure) is
+  :func:`pipeline.schemas.icc_verdict` of ``ci_low, ci_high``. Neither the p-value nor the df is
+  a column: the contract's columns are fixed.
 * ``method`` names the estimator (e.g. ``JKn jackknife ...; weighted mean``, ``ICC(1) one-way
   ANOVA (unweighted) ...``, ``eta squared ...``, ``student-weighted CV of school means ...``).
 * ``suppressed`` is true when the estimate rests on fewer than 10 students or 3 schools (gaps:
@@ -77,6 +85,37 @@ def _require(frame: pd.DataFrame, cols: tuple[str, ...], table: str) -> None:
             file=f"data/processed/validated/{table}.parquet",
             hint="请重新运行 eqm ingest 和 eqm validate。",
         )
+
+
+def _require_positive_weights(students: pd.DataFrame) -> None:
+    """Precondition: every student weight is a finite number above 0.
+
+    The design weights a student's answers by ``weight``; a weight that is missing, 0, negative or
+    infinite cannot be one (a negative weight subtracts the student from the county's totals). The
+    validate stage sets such rows aside (rule ``weight_invalid``), so one reaching this stage
+    means the validated tables did not come from ``eqm validate``: refused, never left out
+    silently.
+    """
+    w = pd.to_numeric(students["weight"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~(np.isfinite(w) & (w > 0))
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad)[0])
+    first = students.iloc[i]
+    where = ""
+    if "source_file" in students and pd.notna(first.get("source_file")):
+        where = f"，来源 {first['source_file']}"
+        if "source_row" in students and pd.notna(first.get("source_row")):
+            where += f" 第 {int(first['source_row'])} 行"
+    label = schemas.STUDENTS["weight"].display
+    raise EqmError(
+        f"学生数据中有 {int(bad.sum())} 人的{label}缺失、不大于 0 或不是有限数"
+        f"（例如第 {i + 1} 条记录{where}：{students['weight'].iloc[i]}），不能作为抽样权重。",
+        file="data/processed/validated/students.parquet",
+        column="weight",
+        hint="请运行 eqm validate（它会剔除这些学生并在校验页列出原因）；"
+        "若权重确实有误，请改正原始数据后重新运行 eqm ingest 和 eqm validate。",
+    )
 
 
 def official_rows(county_reports: pd.DataFrame, z: float) -> pd.DataFrame:
@@ -173,10 +212,15 @@ def compute(
     monitoring: MonitoringParams,
     params: IndicatorsParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Pure core: ``(indicators, resource_balance, school_compliance, summary)``."""
+    """Pure core: ``(indicators, resource_balance, school_compliance, summary)``.
+
+    Preconditions (:class:`EqmError` otherwise): the required columns are present, every student
+    weight is a finite number above 0, and no student carries the city code as its county.
+    """
     _require(students, STUDENT_COLUMNS, "students")
     _require(scores, SCORE_COLUMNS, "scores")
     _require(schools, SCHOOL_COLUMNS, "schools")
+    _require_positive_weights(students)
     if (students["county_code"].astype(str) == monitoring.city_code).any():
         raise EqmError(
             f"学生数据的区县代码中出现了全市代码 {monitoring.city_code}，它专用于全市汇总估计。",

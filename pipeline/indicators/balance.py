@@ -27,17 +27,25 @@ Research Workers*, §40; Donner 1986, Int. Statist. Rev. 54:67–82, §4)::
 ``SE_JK(z)`` is the JKn jackknife SE of ½·ln F itself (the replicate values of ½·ln F, not the
 delta method), ``n₀`` the full sample's, and the quantile is Student's t at the level of
 ``ci_z`` (1.96 → 95%) with the design degrees of freedom ``df = schools − strata`` (a county:
-its sampled schools − 1; R survey ``degf``), because with 8–12 schools the jackknife variance
-itself rests on 7–11 degrees of freedom. The interval is asymmetric, lies inside
-``(−1/(n₀ − 1), 1)`` and always contains the estimate. Reason: ICC(1) from 8–12 schools is skewed
-and bounded, and the Wald interval ``ICC ± 1.96·SE`` covered the demo generator's true ICC in only
-0.878 of 720 county cells (seeds 1–20), missing almost always above (the true value over the upper
-bound: 0.119); this interval covered 0.960 (0.003 below, 0.038 above), see
-``tests/test_demo_recovery.py``. ``icc_ci = wald`` restores ``estimate ± ci_z·se``. ``se`` is the
-jackknife SE of the ICC itself in both cases. With plausible values, z and its variance are
-combined over PVs by Rubin's rules and the design df is kept (no Barnard–Rubin adjustment).
+its schools with scores − 1; the pooled city row: all those schools − the counties with any;
+R survey ``degf``), because with 8–12 schools the jackknife variance itself rests on 7–11
+degrees of freedom. This interval uses t whatever ``indicators.ci_reference`` says, and is NaN
+where df < 1. The interval is asymmetric, lies inside ``(−1/(n₀ − 1), 1)`` and always contains
+the estimate. Reason: ICC(1) from 8–12 schools is skewed and bounded, and the Wald interval
+``ICC ± 1.96·SE`` covered the demo generator's true ICC in only 0.878 of 720 county cells (seeds
+1–20), missing almost always above (the true value over the upper bound: 0.119); this interval
+covered 0.960 (0.003 below, 0.038 above), see ``tests/test_demo_recovery.py``. ``icc_ci = wald``
+gives the symmetric ``estimate ± q·se``. ``se`` is the jackknife SE of the ICC itself in both
+cases. With plausible values, z and its variance are combined over PVs by Rubin's rules and the
+design df is kept (no Barnard–Rubin adjustment).
 When F is 0 or infinite (all school means equal; no within-school spread) z is undefined and the
-interval is NaN. η² and the CV keep the Wald interval ``estimate ± ci_z·se``.
+interval is NaN. η² and the CV keep the Wald interval ``estimate ± q·se``.
+
+``q`` of the Wald intervals follows ``indicators.ci_reference`` (as the other indicators do,
+:func:`pipeline.indicators.scores.add_ci`): ``t_design_df`` (default) Student's t with the same
+design df, normal ``ci_z`` where df < 1; ``normal`` the normal ``ci_z``. The ``method`` text of
+every row ends with the form and reference of its interval (:func:`~pipeline.indicators.scores.
+ci_method`).
 
 Verdict against the 优质均衡 rule (校际差异率 strictly below 0.15) is derived, not stored: see
 :func:`pipeline.schemas.icc_verdict` — 'below' when ``ci_high < 0.15``, 'above' when
@@ -48,23 +56,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 from pipeline.config import MonitoringParams
 from pipeline.indicators.params import IndicatorsParams
-from pipeline.indicators.scores import make_design, score_designs, score_matrix
-from pipeline.indicators.survey import JKnDesign, Replicates, rubin
+from pipeline.indicators.scores import ci_method, make_design, score_designs, score_matrix
+from pipeline.indicators.survey import JKnDesign, Replicates, ci_quantile, design_df, rubin
 
 BALANCE_INDICATORS = ("school_difference_rate", "eta_squared", "school_mean_cv")
 BALANCE_METHODS = {
     "school_difference_rate": "ICC(1) one-way ANOVA (unweighted); JKn jackknife SE",
     "eta_squared": "eta squared (SS_between/SS_total, unweighted); JKn jackknife SE",
     "school_mean_cv": "student-weighted CV of school means (population form); JKn jackknife SE",
-}
-ICC_CI_METHODS = {  # appended to the 校际差异率 method (indicators.icc_ci)
-    "fisher_z": "; CI on Fisher's z scale (1/2 ln F) with t(df = schools - strata)",
-    "wald": "; CI estimate +/- ci_z*SE",
 }
 
 
@@ -158,8 +160,7 @@ def school_balance(
             "n_schools": np.append(tot_c[:, 5], tot_p[5]).astype(np.int64),
         }
     )
-    df_c = np.maximum(tot_c[:, 5] - 1.0, 0.0)
-    sizes["df"] = np.append(df_c, df_c.sum())
+    sizes["df"] = design_df(tot_c[:, 5])  # counties: k_h − 1; pooled: Σ k_h − H (R degf)
     return sizes, rep
 
 
@@ -190,15 +191,17 @@ def balance_estimates(
             if scores.shape[0] > 1
             else ""
         )
+        df = sizes["df"].to_numpy(dtype=float)
+        wald_df = df if params.ci_reference == "t_design_df" else None
+        q = ci_quantile(params.ci_z, wald_df)
         for i, ind in enumerate(BALANCE_INDICATORS):
             est, se = theta[:, i], np.sqrt(var[:, i])
             if ind == "school_difference_rate" and params.icc_ci == "fisher_z":
-                lo, hi = icc_interval(
-                    theta[:, 3], np.sqrt(var[:, 3]), theta[:, 4], sizes["df"].to_numpy(),
-                    params.ci_z,
-                )  # fmt: skip
+                lo, hi = icc_interval(theta[:, 3], np.sqrt(var[:, 3]), theta[:, 4], df, params.ci_z)
+                ci_text = ci_method("fisher", df, len(df))
             else:
-                lo, hi = est - params.ci_z * se, est + params.ci_z * se
+                lo, hi = est - q * se, est + q * se
+                ci_text = ci_method("wald", wald_df, len(df))
             parts.append(
                 sizes.drop(columns="df").assign(
                     year=year,
@@ -211,9 +214,7 @@ def balance_estimates(
                     se=se,
                     ci_low=lo,
                     ci_high=hi,
-                    method=BALANCE_METHODS[ind]
-                    + (ICC_CI_METHODS[params.icc_ci] if i == 0 else "")
-                    + pv,
+                    method=BALANCE_METHODS[ind] + pv + "; " + ci_text,
                 )
             )
     if not parts:
@@ -239,7 +240,7 @@ def icc_interval(
     fz, se_fz = np.asarray(fz, dtype=float), np.asarray(se_fz, dtype=float)
     n0, df = np.asarray(n0, dtype=float), np.asarray(df, dtype=float)
     ok = np.isfinite(fz) & np.isfinite(se_fz) & (df >= 1) & (n0 > 1)
-    q = np.where(ok, student_t.ppf(norm.cdf(ci_z), np.where(ok, df, 1.0)), np.nan)
+    q = np.where(ok, ci_quantile(ci_z, np.where(ok, df, 1.0)), np.nan)
 
     def back(z: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):

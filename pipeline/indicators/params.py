@@ -21,6 +21,7 @@ class IndicatorsParams:
     """Thresholds and method choices; each one's source is commented in ``params.yaml``."""
 
     ci_z: float = 1.96
+    ci_reference: Literal["t_design_df", "normal"] = "t_design_df"
     percent_ci: Literal["logit", "wald"] = "logit"
     suppress_min_students: int = 10
     suppress_min_schools: int = 3
@@ -52,6 +53,10 @@ class IndicatorsParams:
 
         if not self.ci_z > 0:
             raise bad("ci_z", "应为正数")
+        if self.ci_reference not in ("t_design_df", "normal"):
+            raise bad("ci_reference", "应为 t_design_df 或 normal")
+        if self.percent_ci not in ("logit", "wald"):
+            raise bad("percent_ci", "应为 logit 或 wald")
         if self.icc_ci not in ("fisher_z", "wald"):
             raise bad("icc_ci", "应为 fisher_z 或 wald")
         if self.suppress_min_students < 1 or self.suppress_min_schools < 1:

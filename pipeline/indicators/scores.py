@@ -36,7 +36,14 @@ from scipy.special import expit
 from pipeline.config import MonitoringParams
 from pipeline.errors import EqmError
 from pipeline.indicators.params import IndicatorsParams
-from pipeline.indicators.survey import JKnDesign, Replicates, ratio_replicates, rubin
+from pipeline.indicators.survey import (
+    JKnDesign,
+    Replicates,
+    ci_quantile,
+    design_df,
+    ratio_replicates,
+    rubin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +245,11 @@ def domain_estimates(
     Returns
     -------
     DataFrame with ``county_code, group_var, group_value, indicator, estimate, se, n_students,
-    n_schools, suppressed``; empty domains are dropped.
+    n_schools, df, suppressed, method``; empty domains are dropped. ``df`` is the design degrees
+    of freedom of the row (:func:`pipeline.indicators.survey.design_df`): a county row's schools
+    with data in the domain − 1, the pooled row's Σ_h (n_h − 1) (a gap: the schools of either
+    group; with plausible values the design df is kept, no Barnard–Rubin adjustment). It is not a
+    column of ``indicators.parquet``; :func:`add_ci` uses it.
     """
     sd_vars = dict(sd_vars or {})
     shifts = {}
@@ -251,9 +262,11 @@ def domain_estimates(
         values = np.concatenate([values, np.stack(extra, axis=2)], axis=2)
         variables = (*variables, *(f"_sq_{v}" for v in sd_vars))
     m_pv, n_obs, n_var = values.shape
+    weight = np.asarray(weight, dtype=float)
+    if not (np.isfinite(weight) & (weight > 0)).all():
+        raise ValueError("domain_estimates needs finite weights > 0 (compute() checks the data)")
     design, psu, county_labels = make_design(county, school, county_labels)
     s_n = design.S
-    weight = np.asarray(weight, dtype=float)
 
     meta: list[tuple[str, str, str]] = []
     where: dict[tuple[str, int, str], int] = {}
@@ -357,11 +370,14 @@ def domain_estimates(
         sch_all = np.hstack([sch_all, np.vstack([sch_u, sch_u.sum(axis=0, keepdims=True)])])
         small = np.hstack([small, small[:, gap_a_idx] | small[:, gap_b_idx]])
         empty = np.hstack([empty, empty[:, gap_a_idx] | empty[:, gap_b_idx]])
+        sch_c = np.hstack([sch_c, sch_u])
     if len(sd_mean):
         n_all = np.hstack([n_all, n_all[:, sd_mean_idx]])
         sch_all = np.hstack([sch_all, sch_all[:, sd_mean_idx]])
         small = np.hstack([small, small[:, sd_mean_idx]])
         empty = np.hstack([empty, empty[:, sd_mean_idx]])
+        sch_c = np.hstack([sch_c, sch_c[:, sd_mean_idx]])
+    df_all = design_df(sch_c)  # schools with data of the row minus its strata (R degf)
     meta = meta + gap_meta + sd_meta
     hidden = np.array([m[2].startswith("_") for m in meta])
     empty = empty | hidden[None, :]
@@ -380,6 +396,7 @@ def domain_estimates(
             "se": se.ravel(),
             "n_students": n_all.ravel(),
             "n_schools": sch_all.ravel(),
+            "df": df_all.ravel(),
             "suppressed": small.ravel(),
         }
     )
@@ -409,7 +426,8 @@ def encode_students(students: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     ``g_<group_var>`` subgroup codes (−1 = missing; SES quartiles computed here), the questionnaire
     variables as floats, and ``row`` (position in ``students``). Students without a positive
     weight, a school, a county or a grade cannot enter a design and are left out (logged; validate
-    reports them).
+    reports them; :func:`pipeline.indicators.compute` refuses weights that are not finite and
+    above 0 before this point).
     """
     ok = (
         students["weight"].gt(0).fillna(False)
@@ -577,7 +595,8 @@ def achievement_levels(
     the mean's CI bounds). ``share_good_or_above``: the highest level L such that the share of
     students at L or above is at least ``achievement_share_pct`` (with 50 the weighted median
     level, so Ⅲ means at least half the students at Ⅲ+); CI bounds from the shares' CI bounds.
-    The level is a classification: ``se`` is NaN.
+    The level is a classification: ``se`` is NaN. Its ``method`` names the reference of the
+    underlying interval (the ``ci_method`` of :func:`add_ci`, when present).
     """
     whole = est.loc[est["group_var"] == ""]
     if params.achievement_rule == "mean_vs_cuts":
@@ -590,6 +609,7 @@ def achievement_levels(
 
         lo, mid, hi = level(base["ci_low"]), level(base["estimate"]), level(base["ci_high"])
         method = "county level: weighted mean vs cut scores (CI from the mean's CI)"
+        of = "; mean's "
     else:
         cum = ["pct_medium_or_above", "pct_good_or_above", "pct_level_IV"]
         wide = whole.loc[whole["indicator"].isin(cum)].pivot(
@@ -609,6 +629,9 @@ def achievement_levels(
 
         lo, mid, hi = level("ci_low"), level("estimate"), level("ci_high")
         method = f"county level: highest level reached by >= {share:g}% of students (weighted)"
+        of = "; shares' "
+    if "ci_method" in base:  # the reference of the underlying interval (add_ci)
+        method = method + of + base["ci_method"].astype(str)
     return base.assign(
         indicator="achievement_level",
         estimate=mid,
@@ -619,36 +642,99 @@ def achievement_levels(
     )
 
 
-def add_ci(frame: pd.DataFrame, z: float, percent_ci: str = "logit") -> pd.DataFrame:
-    """95% (``z``) confidence intervals: Wald for means and gaps, logit for percentages.
+CI_FORMS = {  # how an interval is built; completed by its quantile in :func:`ci_method`
+    "wald": "CI estimate +/- q*SE",
+    "logit": "CI on the logit scale (delta-method SE)",
+    "fisher": "CI on Fisher's z scale (1/2 ln F)",
+}
 
-    Means, SDs and gaps: ``estimate ± z·se``. Percentages (indicators ``pct_*``, 0–100) with
+
+def ci_method(form: str, df: np.ndarray | None, n: int) -> np.ndarray:
+    """``(n,)`` texts naming how each row's interval was built and its reference distribution.
+
+    ``form`` is a key of :data:`CI_FORMS`; ``df`` the rows' design degrees of freedom, or None
+    for the normal reference (``indicators.ci_reference: normal``). E.g. ``CI estimate +/- q*SE
+    with q from t(df = schools - strata = 9)``; ``... with q = ci_z (normal)``; a row whose df is
+    below 1 says ``q = ci_z (normal; df = schools - strata < 1)`` (:func:`~pipeline.indicators.
+    survey.ci_quantile` falls back to the normal quantile there).
+    """
+    head = CI_FORMS[form]
+    if df is None:
+        return np.full(n, f"{head} with q = ci_z (normal)", dtype=object)
+    df = np.broadcast_to(np.asarray(df, dtype=float), (n,))
+    finite = np.isfinite(df)
+    num = pd.Series(np.where(finite, df, 0.0).astype(np.int64).astype(str))
+    t_text = (head + " with q from t(df = schools - strata = " + num + ")").to_numpy(dtype=object)
+    use_t = finite & (df >= 1)
+    if form == "fisher":  # no normal fallback: the interval is undefined below df 1
+        return t_text
+    return np.where(
+        use_t, t_text, f"{head} with q = ci_z (normal; df = schools - strata < 1)"
+    ).astype(object)
+
+
+def add_ci(
+    frame: pd.DataFrame, z: float, percent_ci: str = "logit", df: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Confidence intervals at the level of ``z`` (1.96 → 95%): Wald for means, SDs and gaps,
+    logit-scale for percentages; Student t with the design df or the normal quantile.
+
+    Quantile ``q`` (:func:`pipeline.indicators.survey.ci_quantile`): with ``df`` (the rows' design
+    degrees of freedom, ``indicators.ci_reference: t_design_df``; a county row's schools − 1, the
+    pooled row's schools − counties) Student's ``t_df⁻¹(Φ(z))``, the reference the evidence stage
+    tests with, as R survey's ``confint(stat, df = degf(design))`` does — 2.262 for a county with
+    10 schools against 1.96; the normal ``z`` where ``df`` is None (``ci_reference: normal``),
+    missing or below 1.
+
+    Means, SDs and gaps: ``estimate ± q·se``. Percentages (indicators ``pct_*``, 0–100) with
     ``percent_ci = "logit"`` (the default, ``indicators.percent_ci``): the interval is built on the
-    logit scale and transformed back, ``expit(logit(p) ± z·se_p / (p(1 − p)))`` with ``p`` and
+    logit scale and transformed back, ``expit(logit(p) ± q·se_p / (p(1 − p)))`` with ``p`` and
     ``se_p`` as fractions (delta method), so it stays inside 0–100 and keeps its coverage near 0 %
     and 100 %, where the Wald interval undercovers (Brown, Cai & DasGupta 2001, Statist. Sci.
-    16:101–133; R survey ``svyciprop(method = "logit")``, Lumley 2010 §2.3.1). At exactly 0 % or
-    100 % the interval is the point. ``percent_ci = "wald"`` gives ``estimate ± z·se`` for all.
-    The SE itself is the jackknife SE in every case.
+    16:101–133; Lumley 2010 §2.3.1). This is R survey's ``svyciprop(method = "xlogit", df =
+    degf(design))`` (logit of the mean, delta-method SE from the jackknife variance of the mean);
+    ``method = "logit"`` refits ``svyglm`` on every replicate: on the R fixture it differs by up to
+    3 percentage points in a county of 4 schools, and it breaks down (bounds 0 and NA) when a
+    jackknife replicate's share is 0 or 100 % (``tests/fixtures/r/make_ci_fixture.R``).
+    At exactly 0 % or 100 % the interval is the point. ``percent_ci = "wald"`` gives
+    ``estimate ± q·se`` for all. The SE itself is the jackknife SE in every case.
+
+    Adds ``ci_low``, ``ci_high`` and ``ci_method`` (:func:`ci_method`: the form and the reference
+    of each row's interval); when ``frame`` has a ``method`` column, ``"; " + ci_method`` is
+    appended to it.
     """
     if percent_ci not in ("logit", "wald"):
         raise ValueError(f"unknown percent_ci {percent_ci!r}")
     est = frame["estimate"].to_numpy(dtype=float)
     se = frame["se"].to_numpy(dtype=float)
-    lo, hi = est - z * se, est + z * se
+    q = np.broadcast_to(ci_quantile(z, df), est.shape)
+    lo, hi = est - q * se, est + q * se
+    is_pct = np.zeros(len(frame), dtype=bool)
     if percent_ci == "logit":
         is_pct = frame["indicator"].astype(str).str.startswith("pct_").to_numpy()
         p = est / 100.0
         inside = is_pct & (p > 0) & (p < 1) & np.isfinite(se)
         pi, si = p[inside], se[inside] / 100.0
         logit = np.log(pi / (1 - pi))
-        half = z * si / (pi * (1 - pi))
+        half = q[inside] * si / (pi * (1 - pi))
         lo[inside] = 100.0 * expit(logit - half)
         hi[inside] = 100.0 * expit(logit + half)
         edge = is_pct & ~inside & np.isfinite(est) & ((p <= 0) | (p >= 1))
         lo[edge] = est[edge]
         hi[edge] = est[edge]
-    return frame.assign(ci_low=lo, ci_high=hi)
+    n = len(frame)
+    text = np.where(is_pct, ci_method("logit", df, n), ci_method("wald", df, n))
+    out = frame.assign(ci_low=lo, ci_high=hi, ci_method=text)
+    if "method" in frame:
+        out["method"] = frame["method"].astype(str).to_numpy(dtype=object) + "; " + text
+    return out
+
+
+def add_design_ci(frame: pd.DataFrame, params: IndicatorsParams) -> pd.DataFrame:
+    """:func:`add_ci` with the stage's parameters: ``ci_z``, ``percent_ci`` and ``ci_reference``
+    (``t_design_df``: the ``df`` column of :func:`domain_estimates`; ``normal``: no df)."""
+    df = frame["df"].to_numpy(dtype=float) if params.ci_reference == "t_design_df" else None
+    return add_ci(frame, params.ci_z, params.percent_ci, df)
 
 
 def design_slices(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple[int, ...], np.ndarray]]:
@@ -705,7 +791,7 @@ def score_estimates(
             county_labels,
             sd_vars={"mean_score": "sd_score"},
         )
-        est = add_ci(est, params.ci_z, params.percent_ci)
+        est = add_design_ci(est, params)
         est = pd.concat([est, achievement_levels(est, cuts, params)], ignore_index=True)
         parts.append(est.assign(year=year, grade=grade, subject=subject))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -780,7 +866,5 @@ def questionnaire_estimates(
             params,
             county_labels,
         )
-        parts.append(
-            add_ci(est, params.ci_z, params.percent_ci).assign(year=year, grade=grade, subject="")
-        )
+        parts.append(add_design_ci(est, params).assign(year=year, grade=grade, subject=""))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -230,11 +230,71 @@ def rubin(theta: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return est, var.mean(axis=0) + (1.0 + 1.0 / m) * between
 
 
+def design_df(psu_counts: np.ndarray) -> np.ndarray:
+    """Design degrees of freedom ``#PSU − #strata`` of the county rows and the pooled row.
+
+    ``psu_counts`` is ``(H, ...)``: the schools (PSUs) of each county (stratum) that hold data of
+    the statistic. Returns ``(H + 1, ...)``: county ``h`` is one stratum, ``df = n_h − 1``; the
+    pooled row (all counties as strata) has ``df = Σ_h (n_h − 1)``, i.e. total schools minus the
+    counties with any. A county without schools counts neither a school nor a stratum (its
+    ``n_h − 1`` is clipped to 0). This is R survey's ``degf(design)`` of the (sub)design: the number
+    of PSUs minus the number of strata (for a JKn replicate design, the rank of the replicate
+    weights minus one), the df that ``confint(..., df = degf(design))`` and ``svyciprop`` use
+    (Lumley 2010, *Complex Surveys*, §2.3; Korn & Graubard 1999, *Analysis of Health Surveys*,
+    §5.2).
+    """
+    per = np.maximum(np.asarray(psu_counts, dtype=float) - 1.0, 0.0)
+    return np.concatenate([per, per.sum(axis=0, keepdims=True)], axis=0)
+
+
+def ci_quantile(ci_z: float, df: np.ndarray | float | None = None) -> np.ndarray:
+    """Quantile ``q`` of the two-sided interval ``estimate ± q·SE`` at the level of ``ci_z``.
+
+    The level is the normal one of ``ci_z`` (``Φ(1.96) = 0.975002`` per side, "95%"). With design
+    degrees of freedom ``df`` the quantile is Student's ``t_df⁻¹(Φ(ci_z))`` (2.262 for df = 9);
+    where ``df`` is missing (None, NaN) or below 1 it is ``ci_z`` itself (the normal reference).
+    Equal to R's ``qt(pnorm(ci_z), df)``; R survey's ``confint(stat, level = 2*pnorm(1.96) - 1,
+    df = degf(design))`` uses the same quantile.
+    """
+    from scipy.special import ndtr, stdtrit  # imported here: scipy costs ~0.5 s of CLI start-up
+
+    if df is None:
+        return np.asarray(ci_z, dtype=float)
+    df = np.asarray(df, dtype=float)
+    use_t = np.isfinite(df) & (df >= 1)
+    with np.errstate(invalid="ignore"):
+        q = stdtrit(np.where(use_t, df, 1.0), ndtr(ci_z))
+    return np.where(use_t, q, ci_z)
+
+
+def t_p_value(estimate: np.ndarray, se: np.ndarray, df: np.ndarray | None) -> np.ndarray:
+    """Two-sided p-value of H0: θ = 0 that agrees with the printed interval.
+
+    ``2·P(T_df > |θ/SE|)`` with Student's t on the design degrees of freedom where ``df ≥ 1``
+    (:func:`design_df`), else the normal ``2·Φ(−|θ/SE|)`` of :func:`normal_p_value`; so
+    ``p < 2·(1 − Φ(ci_z))`` exactly when the interval ``estimate ± ci_quantile(ci_z, df)·se``
+    excludes 0 (R: ``2*pt(-abs(t), df)``).
+    """
+    from scipy.special import stdtr
+
+    p = normal_p_value(estimate, se)
+    if df is None:
+        return p
+    df = np.broadcast_to(np.asarray(df, dtype=float), p.shape)
+    use_t = np.isfinite(df) & (df >= 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.abs(np.asarray(estimate, dtype=float) / np.asarray(se, dtype=float))
+        pt = 2.0 * stdtr(np.where(use_t, df, 1.0), -z)
+    return np.where(use_t, pt, p)
+
+
 def normal_p_value(estimate: np.ndarray, se: np.ndarray) -> np.ndarray:
     """Two-sided p-value of H0: θ = 0 with a normal reference, ``2·Φ(−|θ/SE|)``.
 
     The p-value of a gap row of ``indicators.parquet`` is not stored (the table's columns are
-    fixed by the data contract); it is this function of the row's ``estimate`` and ``se``.
+    fixed by the data contract). This normal one agrees with the row's interval only under
+    ``indicators.ci_reference: normal``; under the default ``t_design_df`` use
+    :func:`t_p_value` with the row's design df.
     """
     from scipy.special import ndtr  # imported here: scipy costs ~0.5 s of CLI start-up
 
