@@ -85,6 +85,8 @@ DELIMITERS = {ch: word for ch, word in schemas.TEXT_DELIMITERS.values()}  # char
 DELIMITER_NAMES = {name: ch for name, (ch, _) in schemas.TEXT_DELIMITERS.items()}  # comma -> ,
 DELIMITER_LABELS = {ch: name for name, ch in DELIMITER_NAMES.items()}  # as the manifest records
 ACCEPTED_FORMATS = "、".join(FORMATS)
+# data/raw/ folders read by a later stage: ledger/ (filled 整改台账, the evidence stage)
+OTHER_STAGE_FOLDERS = frozenset({"ledger"})
 TOP_LEVEL_IGNORED = {"sources.yaml", "sources.yml", "demo_truth.json"}
 TRACE_COLUMNS = ("source_file", "source_row")
 COMPULSORY_STAGES = ("primary", "junior")
@@ -1151,6 +1153,8 @@ def discover(raw: Path) -> list[tuple[str, Path]]:
                     entry.name,
                     "、".join(RAW_TABLES),
                 )
+            continue
+        if entry.name in OTHER_STAGE_FOLDERS:  # read by a later stage, not a table of ingest
             continue
         if entry.name not in RAW_TABLES:
             log.warning(

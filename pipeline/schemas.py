@@ -526,6 +526,7 @@ PROBLEMS = Table(
         _c("support_units", "str", "配合单位", description="、-separated"),
         _c("responsible_unit", "str", "责任单位", description="牵头：…；配合：…"),
         _c("target", "str", "整改目标", description="measurable, from the rule and its numbers"),
+        _c("suggestion", "str", "整改建议", description="from the rule's template and its numbers"),
         _c("deadline", "str", "整改时限"),
         _c("status", "str", "整改状态", description="待整改 | 整改中 | 建议销号"),
     ),

@@ -879,3 +879,18 @@ def test_icc_test_agrees_with_the_fisher_interval():
                    frame([], schemas.SCHOOL_COMPLIANCE), frame([], schemas.COUNTY_REPORTS),
                    PARAMS, CITY)  # fmt: skip
     assert w.loc[w["rule_id"] == "ICC", "p_value"].iloc[0] == pytest.approx(0.08864924, abs=1e-7)
+
+
+def test_targets_and_suggestions_are_filled_with_the_numbers():
+    out = problems(
+        [ind(estimate=450.0), ind(indicator="pct_homework_over_limit", subject="", grade=4,
+                                  estimate=40.0, se=2.0)],
+        [cr(), cr(indicator="pct_homework_over_limit", subject="", grade=4, value=20.0)],
+        rb_rows=[rb(cv=0.6, passes=False)],
+    )  # fmt: skip
+    s = out.set_index("rule_id")
+    for col in ("target", "suggestion"):
+        assert not out[col].str.contains("[{}]", regex=True).any()  # no placeholder left
+        assert (out[col].str.len() > 10).all()
+    assert s.loc["RES", "target"] == "小学每百名学生拥有高于规定学历教师数差异系数 ≤ 0.50"
+    assert "40.0%" in s.loc["HOMEWORK", "suggestion"] and "20.0%" in s.loc["HOMEWORK", "suggestion"]

@@ -19,7 +19,7 @@ import report_fixtures as rf
 from pipeline import report
 from pipeline.config import Paths, make_context
 from pipeline.errors import EqmError
-from pipeline.report import views
+from pipeline.report import formats, problems, verdicts, views
 
 REPO = Path(__file__).resolve().parents[1]
 YEAR = 2022
@@ -128,10 +128,11 @@ def test_no_suppressed_number_on_any_page(rendered, name):
         assert _squash("学生少于 10 人或学校少于 3 所") in rendered["pdf"][name]
 
 
-def test_official_sdr_wins_over_computed(rendered):
-    text = rendered["pdf"]["450107"]
-    assert f"{rf.OFFICIAL_SDR:.3f}*" in text  # official value, marked with its footnote star
-    assert "取自官方区县监测报告" in text
+def test_official_sdr_is_shown_beside_the_local_estimate_and_decides(rendered):
+    html = _visible(rendered["html"]["450107"])
+    row = re.search(r"八年级语文\s+0\.161\s+0\.140\s+\S+\s+.*?否（官方值 ≥ 0\.15", html)
+    assert row, "official 0.161 and local 0.140 side by side, verdict from the official value"
+    assert "有官方值时以官方值判定" in rendered["pdf"]["450107"]
 
 
 def test_pdf_has_page_numbers_and_a_true_table_of_contents(rendered):
@@ -236,6 +237,7 @@ def _inputs(tables: dict, manifest=None) -> views.Inputs:
         quarantine=tables["quarantine"],
         validation_summary=tables["summary"],
         manifest=tables["manifest"] if manifest is None else manifest,
+        comparisons=tables.get("comparisons"),
     )
 
 
@@ -249,8 +251,8 @@ def test_number_formats_follow_params():
     assert f.num(float("nan"), "score") == views.MISSING
     assert f.est({"estimate": 512.3, "suppressed": True}, "score") == views.SUPPRESSED
     assert f.p(0.0004) == "<0.001"
-    assert views.level_label(3.0) == "Ⅲ 良好"
-    assert views.level_label(7) == views.MISSING
+    assert formats.level_label(3.0) == "Ⅲ 良好"
+    assert formats.level_label(7) == views.MISSING
     assert views.group_label("gender", "female-male") == "女 − 男"
     assert views.group_label("urban_rural", "rural-urban") == "乡村 − 城区"
     assert views.group_label("unknown", "a-b") == "a − b"
@@ -264,10 +266,10 @@ def test_suppression_safety_net_and_official_preference():
     small = ind[ind["estimate"] == 876.5]
     assert len(small) == 1 and bool(small["suppressed"].iloc[0])  # 8 students, unflagged upstream
     lk = views.Lookup(ind, t["county_reports"])
-    assert (
-        lk.get(YEAR, "450107", 8, "chinese", "school_difference_rate")["estimate"]
-        == rf.OFFICIAL_SDR
-    )
+    key = (YEAR, "450107", 8, "chinese", "school_difference_rate")
+    assert lk.get(*key)["estimate"] == rf.OFFICIAL_SDR  # the official value is the one shown
+    assert lk.official(*key)["estimate"] == rf.OFFICIAL_SDR
+    assert lk.local(*key)["estimate"] == rf.LOCAL_SDR  # and the local estimate is kept beside it
     # the input frame is not mutated
     assert not t["indicators"].loc[t["indicators"]["estimate"] == 876.5, "suppressed"].iloc[0]
 
@@ -354,13 +356,24 @@ def test_unknown_params_key_is_rejected():
 
 
 def test_evidence_json_is_read_defensively():
-    assert views.parse_evidence("not json")["rows"] == []
-    assert views.parse_evidence(None)["rows"] == []
-    assert views.parse_evidence('[{"indicator": "mean_score"}]')["rows"] == [
+    assert problems.parse_evidence("not json")["rows"] == []
+    assert problems.parse_evidence(None)["rows"] == []
+    assert problems.parse_evidence('[{"indicator": "mean_score"}]')["rows"] == [
         {"indicator": "mean_score"}
     ]
-    ev = views.parse_evidence('{"rows": [{"a": 1}], "benchmark_rows": "x", "previous": 3}')
+    ev = problems.parse_evidence('{"rows": [{"a": 1}], "benchmark_rows": "x", "previous": 3}')
     assert ev["rows"] == [{"a": 1}] and ev["benchmark_rows"] == [] and ev["previous"] is None
+    # the new keys: measures, trend, unmatched; absent or malformed ones fall back
+    assert ev["measures"] == [] and ev["trend"] is None and ev["unmatched"] is False
+    ev = problems.parse_evidence(
+        '{"measures": [{"rule_id": "MEAN", "bench_label": "全国"}, 5], "unmatched": true,'
+        ' "trend": [{"year": 2019, "value": 0.2}, {"year": 2022, "value": 0.1}]}'
+    )
+    assert ev["measures"] == [{"rule_id": "MEAN", "bench_label": "全国"}]
+    assert ev["bench_label"] == "全国" and ev["unmatched"] is True
+    f = views.Fmt(_params().rules())
+    assert problems.trend_text(f, ev["trend"], "rate") == "2019 年 0.200 → 2022 年 0.100"
+    assert problems.trend_text(f, {"x": 1}, "rate") == ""
 
 
 def test_validation_summary_without_quarantine_is_shown_as_counts():
@@ -388,65 +401,120 @@ def _row(est, suppressed=False):
     return {"estimate": est, "suppressed": suppressed}
 
 
-def test_burden_conclusion_names_significance_from_problems_and_direction_from_comparison():
+def _cmp(verdict, scope="nation", **kw):
+    return {"verdict": verdict, "bench_scope": scope, "benchmark": 20.0, **kw}
+
+
+def test_burden_conclusion_is_the_comparisons_verdict_never_a_guess():
     f = views.Fmt(_params().rules())
     hw, sleep = "pct_homework_over_limit", "pct_sleep_sufficient"
-    listed = {"severity": "高", "reference": "全国"}
-    # listed by the evidence stage: its significance, the indicator's bad side, its severity
-    assert views.burden_conclusion(f, hw, _row(38.7), _row(24.0), listed)["text"] == (
-        "显著高于全国（已列入问题清单，高）"
+    high = {"severity": "高"}
+    # a comparison row: its label (schemas.VERDICT_LABELS + the benchmark's name)
+    lt = views.burden_conclusion(f, hw, _row(38.7), _cmp("worse"), high)
+    assert (lt["state"], lt["text"]) == ("fail", "显著差于全国（已列入问题清单，高）")
+    lt = views.burden_conclusion(f, sleep, _row(22.4), _cmp("worse"), {"severity": "中"})
+    assert (lt["state"], lt["text"]) == ("warn", "显著差于全国（已列入问题清单，中）")
+    assert views.burden_conclusion(f, hw, _row(30.0), _cmp("worse", "configured"), None)[
+        "text"
+    ] == ("显著差于本地设定值")
+    assert views.burden_conclusion(f, sleep, _row(60.8), _cmp("better"))["text"] == "显著优于全国"
+    assert views.burden_conclusion(f, sleep, _row(60.8), _cmp("better", "province"))["text"] == (
+        "显著优于全省（区）"
     )
-    lt = views.burden_conclusion(f, sleep, _row(22.4), _row(48.0), {**listed, "severity": "中"})
-    assert (lt["state"], lt["text"]) == ("warn", "显著低于全国（已列入问题清单，中）")
-    # tested against the configured limit (no national figure printed)
-    limit = {"severity": "中", "reference": "限值"}
-    assert views.burden_conclusion(f, hw, _row(30.0), None, limit)["text"].startswith(
-        "显著高于限值"
+    # a value on the better side whose test found no difference is not called better
+    assert views.burden_conclusion(f, hw, _row(12.8), _cmp("no_difference"))["text"] == (
+        "与全国无显著差异"
     )
-    # not listed: worse side (or equal as shown) → no significant difference; better side → 优于
-    assert (
-        views.burden_conclusion(f, hw, _row(26.0), _row(24.0), None)["text"] == "与全国无显著差异"
-    )
-    assert views.burden_conclusion(f, hw, _row(12.8), _row(20.0), None)["text"] == "优于全国"
-    assert views.burden_conclusion(f, sleep, _row(60.8), _row(48.0), None)["text"] == "优于全国"
-    assert (
-        views.burden_conclusion(f, sleep, _row(40.0), _row(48.0), None)["text"]
-        == "与全国无显著差异"
-    )
-    assert views.burden_conclusion(f, sleep, _row(48.04), _row(48.0), None)["text"] == (
-        "与全国无显著差异"  # both print 48.0%: not called better
-    )
-    assert views.burden_conclusion(f, hw, _row(12.8), None, None)["text"] == "未列入问题清单"
+    assert views.burden_conclusion(f, hw, _row(12.8), _cmp("untested"))["text"] == "未检验"
+    # no comparison row (an older run): never a direction; a listed problem is still said
+    assert views.burden_conclusion(f, hw, _row(12.8), None, None)["text"] == "未检验"
+    assert views.burden_conclusion(f, hw, _row(38.7), None, high)["text"] == "已列入问题清单（高）"
     # negative: a suppressed or absent value gets no conclusion at all
-    assert views.burden_conclusion(f, hw, _row(12.8, True), _row(20.0), listed)["state"] == "na"
-    assert views.burden_conclusion(f, hw, None, _row(20.0), None)["state"] == "na"
+    assert views.burden_conclusion(f, hw, _row(12.8, True), _cmp("worse"), high)["state"] == "na"
+    assert views.burden_conclusion(f, hw, None, _cmp("better"), None)["state"] == "na"
+
+
+def test_verdict_labels_come_from_the_schemas_vocabulary():
+    from pipeline import schemas
+    from pipeline.report import verdicts
+
+    assert verdicts.verdict_label(None) == schemas.VERDICT_LABELS["untested"]
+    assert verdicts.verdict_label({"verdict": "worse", "bench_scope": "nation"}) == "显著差于全国"
+    assert verdicts.verdict_label({"verdict": "no_difference", "bench_scope": "standard"}) == (
+        "与标准无显著差异"
+    )
+    assert verdicts.verdict_label({"verdict": "nonsense", "bench_scope": "nation"}) == "未检验"
 
 
 def test_untested_previous_problem_does_not_mark_a_burden_item():
     probs = pd.DataFrame([
         {"grade": 4, "indicator": "pct_fitness_pass", "severity": "高", "value": float("nan"),
-         "previous_status": "not re-measured", "evidence": ""},
+         "previous_status": "not re-measured"},
         {"grade": 8, "indicator": "pct_homework_over_limit", "severity": "中", "value": 30.0,
-         "previous_status": "worse", "evidence": '{"benchmark_label": "配置限值"}'},
+         "previous_status": "worse"},
     ])  # fmt: skip
-    flagged = views._flagged_indicators(probs)
+    flagged = views.open_by_indicator(probs)
     assert (4, "pct_fitness_pass") not in flagged
-    assert flagged[(8, "pct_homework_over_limit")] == {"severity": "中", "reference": "限值"}
+    assert flagged[(8, "pct_homework_over_limit")] == {"severity": "中"}
 
 
-def test_burden_rows_show_value_standard_nation_and_conclusion(rendered):
+def test_burden_rows_show_value_standard_reference_and_conclusion(rendered):
     ind = rendered["tables"]["indicators"]
     for county in COUNTIES:
         r = ind[(ind["year"] == YEAR) & (ind["county_code"] == county) & (ind["grade"] == 8)
                 & (ind["indicator"] == "pct_homework_over_limit") & (ind["group_var"] == "")].iloc[0]  # fmt: skip
         text = rendered["pdf"][county]
-        # the fixture's grade-8 homework value, the 双减 standard (params) and the national 18.0
-        # (report_fixtures benchmarks), with the conclusion of the listed HOMEWORK-8 problem
+        # the fixture's grade-8 homework value, the 双减 standard (params), the benchmark the
+        # comparison used (national 18.0) and its verdict, with the HOMEWORK problem's severity
         assert f"{r['estimate']:.1f}%" in text
-        assert "标准：书面作业每天≤90分钟全国18.0%" in text
-        assert "显著高于全国（已列入问题清单" in text
+        assert "标准：书面作业每天≤90分钟参照：全国18.0%" in text
+        assert "显著差于全国（已列入问题清单，中）" in text
         assert "睡眠每天≥10小时" in text and "体质测试≥60分为及格" in text
-        assert ("与全国无显著差异" in text) or ("优于全国" in text)
+        # 视力不良 is compared with the national 视力不良 figure; no 近视率 target is printed
+        assert "与全国视力不良比例比较" in text
+        assert "近视率2030年目标" not in text and "2030" not in text
+        assert "视力不良比例（视力低于正常标准的学生比例，不等于近视率）" in text
+
+
+def test_better_label_only_where_a_comparison_row_says_better(rendered):
+    """The first county's grade-4 homework (12.8% vs national 18.0%) is on the better side, but
+    its comparison says no difference; its grade-4 sleep (70.0% vs 60.0%) is tested better."""
+    html = _visible(rendered["html"]["450107"])
+    hw = re.search(
+        r"四年级 书面作业超时比例\s+12\.8%.{0,120}?(显著优于全国|与全国无显著差异)", html
+    )
+    assert hw and hw.group(1) == "与全国无显著差异"
+    sleep = re.search(r"四年级 睡眠达标比例\s+70\.0%.{0,120}?(显著优于全国|与全国无显著差异)", html)
+    assert sleep and sleep.group(1) == "显著优于全国"
+    # grade-8 fitness has no comparison row: 未检验, whatever its value
+    assert re.search(r"八年级 体质健康达标比例\s+[\d.]+%.{0,120}?未检验", html)
+
+
+def test_no_better_label_anywhere_without_comparisons(tmp_path, caplog):
+    """An older run (no comparisons.parquet, old problems.parquet) still renders: every label is
+    未检验, none is invented, a warning says why."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    t = rf.tables(COUNTIES, (YEAR,), old_format=True)
+    rf.write_project(tmp_path, counties=COUNTIES, years=(YEAR,), tables=t, publish=False)
+    ctx = make_context(tmp_path, quiet=True)
+    ctx.params["report"] = {**ctx.params["report"], "build_pdf": False}
+    with caplog.at_level("WARNING"):
+        report.run(ctx)
+    assert "comparisons.parquet" in caplog.text
+    out = Paths(tmp_path).report_year(YEAR)
+    for name in (*COUNTIES, "summary"):
+        text = _visible((out / f"{name}.html").read_text(encoding="utf-8"))
+        text = text.split("六、方法与数据说明")[0]  # the methods explain the words
+        assert "优于" not in text and "显著差于" not in text, name
+        assert "部分达标" not in text
+    county = _visible((out / "450107.html").read_text(encoding="utf-8"))
+    assert "未检验" in county
+    assert "已列入问题清单（中）" in county  # the listed HOMEWORK problem is still said
+    # the old run's close-out is not a problem; its 待复核 row still is
+    probs = t["problems"]
+    mine = probs[probs["county_code"] == "450107"]
+    n_open = int((mine["status"] != "建议销号").sum())
+    assert f"本轮问题清单共 {n_open} 个问题" in county
 
 
 def _visible(html: str) -> str:
@@ -483,16 +551,19 @@ def test_no_percent_sign_on_an_se_or_gap(rendered, county):
     assert "个百分点" in html  # the fixture's HOMEWORK problem (value 30.0 vs 18.0)
 
 
-def test_previous_status_in_chinese(rendered):
+def test_previous_status_in_chinese_with_the_schemas_vocabulary(rendered):
+    from pipeline import schemas
+
     text = rendered["pdf"]["450107"]
-    # fixture: ICC improved, HOMEWORK worse, FITNESS not re-measured
-    for word in ("已改善", "恶化", "本轮未监测"):
-        assert word in text, word
-    for word in ("improved", "worse", "加重", "无明显变化"):
-        assert word not in text
+    # fixture: ICC improved, HOMEWORK worse, FITNESS not re-measured, RES new
+    for code in ("improved", "worse", "not re-measured", "new"):
+        assert schemas.PREVIOUS_STATUS_LABELS[code] in text, code
+    for word in ("improved", "worse", "加重", "无明显变化", "已改善", "新发现", "本轮未监测"):
+        assert word not in text, word
     summary = rendered["pdf"]["summary"]
-    for word in ("新发现", "已改善", "无显著变化", "恶化", "本轮未监测"):
-        assert word in summary, word
+    for code in ("new", "improved", "unchanged", "worse", "not re-measured"):
+        assert schemas.PREVIOUS_STATUS_LABELS[code] in summary, code
+    assert not hasattr(views, "PREVIOUS_STATUS_LABELS") and not hasattr(views, "STATUS_LABELS")
 
 
 def test_summary_opens_with_counties_side_by_side_in_code_order(rendered):
@@ -503,7 +574,8 @@ def test_summary_opens_with_counties_side_by_side_in_code_order(rendered):
     pos = [header.index(n) for n in names]
     assert pos == sorted(pos)  # code order, never by result
     for item in ("学业水平", "校际差异率（<0.15）".replace("<", "&lt; "), "资源配置差异系数达标项",
-                 "达标学校", "书面作业超时比例", "问题数（高 / 中 / 低）", "上一轮问题"):  # fmt: skip
+                 "达标学校", "书面作业超时比例", "问题数（高 / 中 / 低；不含建议销号）", "上一轮问题",
+                 "优质均衡质量指标", "政府保障程度", "社会认可度"):  # fmt: skip
         assert item in overview, item
     for c in COUNTIES:
         assert f'href="{c}.html"' in overview
@@ -537,7 +609,7 @@ def test_first_round_says_so_instead_of_zero_previous_counts():
     overview = summary["overview"]["table"]
     assert not any(r[0].startswith("上一轮问题") for r in overview["rows"])  # no 0 / 0 / 0 / 0 row
     assert views.FIRST_ROUND_TEXT in overview["note"]
-    assert summary["first_round"] and "已改善" not in summary["problems"]["columns"]
+    assert summary["first_round"] and "改善" not in summary["problems"]["columns"]
     assert county["problems"]["first_round"] and county["problems"]["previous_counts"] == []
     assert {r[4] for r in county["problems"]["overview"]["rows"]} == {"首轮"}
 
@@ -551,7 +623,7 @@ def test_a_previous_list_of_an_earlier_year_is_not_a_first_round():
     prev_row = next(r for r in rows if r[0].startswith("上一轮问题"))
     assert prev_row[1:] == ["0/0/0/0"] * len(COUNTIES)  # all new: nothing improved / worse
     assert not county["problems"]["first_round"] and not summary["first_round"]
-    assert "新发现" in summary["problems"]["columns"]
+    assert "新问题" in summary["problems"]["columns"]
     # a previous list of the SAME year is not a previous round
     same = prev.assign(year=YEAR)
     assert views.is_first_round(dataclasses.replace(_inputs(t), previous_problems=same), YEAR)
@@ -643,25 +715,8 @@ def test_quarantine_rules_are_shown_in_chinese_not_as_ids():
     ],
 )  # fmt: skip
 def test_sdr_verdict_text_says_what_the_interval_says(row, state, text):
-    got = views._quality_sdr_light(row, _Rules())  # only quality_sdr_max is read
+    got = verdicts.sdr_row_light(row, 0.15)
     assert (got["state"], got["text"]) == (state, text)
-
-
-@dataclasses.dataclass
-class _Rules:
-    quality_sdr_max: float = 0.15
-
-
-def test_gap_p_value_is_two_sided_normal_and_hidden_when_suppressed():
-    f = views.Fmt(_params().rules())
-    # normal table (R: 2*pnorm(-1.96) = 0.04999579, 2*pnorm(-1) = 0.3173105, 2*pnorm(-4) = 6.3e-05)
-    # 0.04999579 < 0.05 must not print as "0.050" (nor "0.0500")
-    assert views._gap_p(f, {"estimate": -19.6, "se": 10.0}) == "<0.05"
-    assert views._gap_p(f, {"estimate": -19.7, "se": 10.0}) == "0.049"  # R: 0.04884
-    assert views._gap_p(f, {"estimate": 5.0, "se": 5.0}) == "0.317"
-    assert views._gap_p(f, {"estimate": 40.0, "se": 10.0}) == "<0.001"
-    assert views._gap_p(f, {"estimate": 40.0, "se": 10.0, "suppressed": True}) == views.SUPPRESSED
-    assert views._gap_p(f, {"estimate": 40.0, "se": float("nan")}) == views.MISSING
 
 
 def test_numbers_near_the_standard_keep_their_side():
@@ -680,12 +735,17 @@ def test_numbers_near_the_standard_keep_their_side():
 def test_sdr_findings_say_what_the_intervals_bear_out():
     f, rules = views.Fmt(_params().rules()), _params().rules()
 
-    class _Lk:
+    class _Lk:  # local estimates only (no official value): Lookup's interface
         def __init__(self, rows):
             self.rows = rows
 
-        def get(self, year, county, g, s, indicator):
+        def local(self, year, county, g, s, indicator):
             return self.rows.get((g, s))
+
+        def official(self, year, county, g, s, indicator):
+            return None
+
+        get = local
 
     def sdr(est, lo, hi, **kw):
         return {
@@ -756,3 +816,200 @@ def test_source_file_table_shows_separator_and_header_rows():
     assert rows["students/s.txt"][1:4] == ["csv（制表符分隔）", "utf-16", "2"]
     assert rows["schools/s.xlsx"][1:4] == ["xlsx", "", "3–4"]
     assert rows["scores/s.csv"][1:4] == ["csv", "gbk", "1"]  # comma is not spelled out
+
+
+# ------------------------------------------------------------------------------------------------
+# Verdicts that contradicted the rule (优质均衡 quality item, 校际差异率, close-outs)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [*COUNTIES, "summary"])
+def test_no_page_says_partly_met_or_pools_the_city(rendered, name):
+    for text in (rendered["pdf"][name], _visible(rendered["html"][name])):
+        assert "部分达标" not in text
+        assert "全市（合并）" not in text
+
+
+def test_level_two_with_a_small_sdr_is_not_met():
+    """The issue's case: level Ⅱ with 校际差异率 0.015 was 「达标」 in the summary. The item needs
+    level ≥ Ⅲ AND 校际差异率 < 0.15, so it is 未达标 (level fails), and so is the county's item."""
+    t = rf.tables(COUNTIES, (YEAR,))
+    county, summary = _views(t)
+    g, s = rf.LEVEL_II_CELL
+    item = next(q for q in county["quality"] if q["label"] == views.cell_label(g, s))
+    assert item["light"]["state"] == "fail"
+    assert item["light"]["text"] == "未达标：学业水平Ⅱ，未达到Ⅲ"
+    assert item["sdr"] == "0.015"
+    assert county["quality_overall"]["state"] == "fail"
+    row = summary["overview"]["table"]["rows"][0]
+    assert row[0].startswith("优质均衡质量指标")
+    assert row[1 + sorted(COUNTIES).index("450125")].startswith("未达标")
+    # the summary never calls the county's quality item met
+    assert not row[1 + sorted(COUNTIES).index("450125")].startswith("达标")
+
+
+def _lk_rows(rows: dict):
+    """A Lookup double: (indicator) -> row for one cell; official rows under ('official', ind)."""
+
+    class _Lk:
+        def get(self, *key):
+            return rows.get(("official", key[4])) or rows.get(key[4])
+
+        def official(self, *key):
+            return rows.get(("official", key[4]))
+
+        def local(self, *key):
+            return rows.get(key[4])
+
+    return _Lk()
+
+
+@pytest.mark.parametrize(
+    ("rows", "state", "text"),
+    [
+        # both parts met (strictly below 0.15)
+        ({"achievement_level": {"estimate": 3.0}, "school_difference_rate": {"estimate": 0.149}},
+         "pass", "达标"),
+        # 0.15 is not below 0.15
+        ({"achievement_level": {"estimate": 4.0}, "school_difference_rate": {"estimate": 0.15}},
+         "fail", "未达标：校际差异率 0.150 ≥ 0.15"),
+        # the official value decides over the local estimate
+        ({"achievement_level": {"estimate": 3.0}, "school_difference_rate": {"estimate": 0.10},
+          ("official", "school_difference_rate"): {"estimate": 0.161}},
+         "fail", "未达标：校际差异率官方值 0.161 ≥ 0.15"),
+        # one part cannot be judged, the other is met: 无法判定 with the reason
+        ({"achievement_level": {"estimate": 3.0},
+          "school_difference_rate": {"estimate": 0.1, "suppressed": True}},
+         "na", "无法判定：校际差异率样本不足，不予显示"),
+        ({"school_difference_rate": {"estimate": 0.1}}, "na", "无法判定：无学业水平数据"),
+        # a part that fails decides even when the other cannot be judged
+        ({"achievement_level": {"estimate": 2.0}}, "fail", "未达标：学业水平Ⅱ，未达到Ⅲ"),
+        # a local estimate ≤ 0 is below 0.15
+        ({"achievement_level": {"estimate": 3.0}, "school_difference_rate": {"estimate": -0.01}},
+         "pass", "达标"),
+    ],
+)  # fmt: skip
+def test_quality_item_needs_level_three_and_sdr_below_the_standard(rows, state, text):
+    f = views.Fmt(_params().rules())
+    rows = {k: {"indicator": k if isinstance(k, str) else k[1], **v} for k, v in rows.items()}
+    item = verdicts.quality_item(f, _lk_rows(rows), YEAR, "450107", 4, "chinese", _params().rules())
+    assert (item["light"]["state"], item["light"]["text"]) == (state, text)
+
+
+def test_county_quality_item_is_met_only_when_every_item_is():
+    def it(state):
+        return {"light": {"state": state}}
+
+    assert verdicts.quality_overall([it("pass"), it("pass")])["state"] == "pass"
+    assert verdicts.quality_overall([it("pass"), it("fail"), it("na")])["text"] == (
+        "未达标（3 个年级学科中 1 个未达标，1 个无法判定）"
+    )
+    assert verdicts.quality_overall([it("pass"), it("na")])["state"] == "na"
+    assert verdicts.quality_overall([])["state"] == "na"
+
+
+def test_four_domains_are_named_where_standing_is_summarised(rendered):
+    for name in (*COUNTIES, "summary"):
+        text = rendered["pdf"][name]
+        assert "政府保障程度" in text and "社会认可度" in text, name
+        assert "结论不等于优质均衡督导评估的结论" in text, name
+
+
+def test_nonpositive_sdr_is_printed_as_zero_with_its_footnote(rendered):
+    """The fixture's local ANOVA estimate −0.010 (上林县 八年级艺术): never printed as a negative
+    rate; 0 with ‡ and the note, and still 达标 (no between-school difference found)."""
+    html = _visible(rendered["html"]["450125"])
+    g, s = rf.NONPOS_CELL
+    row = re.search(views.cell_label(g, s) + r"\s+0 ‡\s+(\S+)", html)
+    assert row, "0 ‡ in the 校际差异率 table"
+    assert "−0.010" not in html and "-0.010" not in html
+    note = "方差分析估计值小于等于 0，记为 0：未检出校间差异"
+    assert note in html and _squash(note) in rendered["pdf"]["450125"]
+    assert note in _visible(rendered["html"]["summary"])
+    f = views.Fmt(_params().rules())
+    assert verdicts.sdr_value_text(f, {"estimate": 0.0}, 0.15) == "0 ‡"
+    assert verdicts.sdr_value_text(f, {"estimate": 0.001}, 0.15) == "0.001"
+
+
+def test_pooled_counties_row_is_named_and_has_no_verdict():
+    t = rf.tables(COUNTIES, (YEAR,))
+    _, summary = _views(t)
+    sdr = summary["sdr"]
+    pooled = [r for r in sdr["rows"] if r[1] == views.POOLED_NAME]
+    assert len(pooled) == len(rf.ROTATION[YEAR][4]) + len(rf.ROTATION[YEAR][8])
+    assert all(r[-1] == views.SUPPRESSED for r in pooled)  # the number, verdict —
+    assert all(re.fullmatch(r"0\.\d{3}", r[-4]) for r in pooled)
+    assert "混入了县与县之间的差异" in sdr["note"] and "不作判定" in sdr["note"]
+    counties = [r for r in sdr["rows"] if r[1] != views.POOLED_NAME]
+    assert all(r[-1].startswith(("是", "否", "无法判定")) for r in counties)
+    for table in summary["achievement"]:
+        assert views.POOLED_NAME in [r[0] for r in table["table"]["rows"]]
+    # a "—" that is not a suppression does not bring in the suppression footnote
+    only_pooled = views._table(["a", "b"], [["x", "—"]], not_suppressed=[(0, 1)])
+    assert not only_pooled["has_suppressed"]
+
+
+def test_closeouts_are_listed_apart_and_never_counted_as_problems(rendered):
+    from pipeline import schemas
+
+    probs = rendered["tables"]["problems"]
+    for county in COUNTIES:
+        mine = probs[(probs["county_code"] == county) & (probs["year"] == YEAR)]
+        closed = mine[mine["status"] == schemas.STATUS_CLOSABLE]
+        n_open = len(mine) - len(closed)
+        assert len(closed) and n_open
+        text = rendered["pdf"][county]
+        assert f"本轮问题清单共{n_open}个问题" in text
+        assert f"本轮问题清单共{n_open}项" in text  # findings
+        assert "上一轮问题已达标（建议销号）" in text
+        html = rendered["html"][county]
+        section = html.split("上一轮问题已达标（建议销号）</h3>")[1].split("<h3>")[0]
+        for r in closed.to_dict("records"):
+            assert r["problem_id"] in section
+            # listed with previous → current value (kind of the indicator)
+        assert "0.550 → 0.400" in section and "44.5% → 61.2%" in section
+        assert "变化检验 q = 0.004" in section
+        # a close-out is never in the problem overview
+        overview = html.split("县域层面问题</h3>")[1].split("</table>")[0]
+        for pid in closed["problem_id"]:
+            assert pid not in overview
+    # summary: 问题数 without close-outs, close-outs in their own column and table
+    t = rendered["tables"]["problems"]
+    _, summary = _views(rendered["tables"])
+    for row in summary["problems"]["rows"]:
+        code = next(c for c, n in NAMES.items() if n == row[0])
+        mine = t[t["county_code"] == code]
+        n_closed = int((mine["status"] == schemas.STATUS_CLOSABLE).sum())
+        assert row[1] == str(len(mine) - n_closed)
+        assert row[-1] == str(n_closed)
+    assert summary["problems"]["columns"][-1] == "建议销号"
+    overview = summary["overview"]["table"]["rows"]
+    sev = next(r for r in overview if r[0].startswith("问题数"))
+    for cell, code in zip(sev[1:], sorted(COUNTIES), strict=True):
+        mine = t[t["county_code"] == code]
+        assert cell.startswith(f"{int((mine['status'] != schemas.STATUS_CLOSABLE).sum())}（")
+    closed = next(r for r in overview if r[0] == "上一轮问题已达标（建议销号）")
+    assert closed[1:] == ["2 项"] * len(COUNTIES)  # two close-outs per fixture county
+    assert "上一轮问题已达标（建议销号）" in rendered["pdf"]["summary"]
+
+
+def test_merged_achievement_problem_shows_its_measures_target_and_suggestion(rendered):
+    html = _visible(rendered["html"]["450125"])
+    block = html.split("ACH-450125-G4-chinese")[-1][:2000]
+    for words in ("检验项目", "学业水平等级", "平均成绩", "中等及以上比例", "Ⅲ 良好", "列为问题"):
+        assert words in block, words
+    assert "水平Ⅲ Ⅲ" not in block  # a level benchmark names itself once
+    assert "整改目标" in block and "达到规定的标准" in block
+    assert "整改建议：" in block and "下一轮监测时复查" in block
+
+
+def test_gap_table_shows_the_national_gap_and_the_tested_verdict(rendered):
+    html = _visible(rendered["html"]["450107"])
+    # fixture: national gender gap 10.0 (no difference), SES gap 60.0 (worse); 城乡 has no
+    # national gap and is tested against the standard (better); 留守 untested
+    assert re.search(r"性别：女 − 男\s+\S+\s+\S+\s+10\.0\s+与全国无显著差异", html)
+    assert re.search(r"家庭社会经济文化地位：\S+ − \S+\s+\S+\s+\S+\s+60\.0\s+显著差于全国", html)
+    assert re.search(r"城乡：乡村 − 城区\s+\S+\s+\S+\s+…\s+显著优于标准", html)
+    assert re.search(r"留守：留守 − 非留守\s+\S+\s+\S+\s+…\s+未检验", html)
+    # the report computes no p-value of its own: the interval and the tested verdict say it
+    assert "p 值" not in html.split("群体差异为两组")[1].split("资源配置均衡")[0]

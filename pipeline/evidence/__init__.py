@@ -189,6 +189,9 @@ def _finish(rows: pd.DataFrame, params: EvidenceParams) -> pd.DataFrame:
     rows["target"] = rows["target"].fillna("").astype(str)
     blank = rows["target"].eq("")
     rows.loc[blank, "target"] = "达到该项规定的标准（见问题描述）"
+    rows["suggestion"] = rows["suggestion"].fillna("").astype(str)
+    closed = rows["status"] == schemas.STATUS_CLOSABLE
+    rows.loc[closed, "suggestion"] = params.closeout_suggestion
     order = {r: i for i, r in enumerate(PROBLEM_RULE_ORDER)}
     rows["_o"] = rows["rule_id"].map(order).fillna(len(order))
     rows["_c"] = (rows["status"] == schemas.STATUS_CLOSABLE).astype(int)

@@ -34,6 +34,7 @@ OBJECT_COLS = [
     "year", "problem_id", "rule_id", *KEYS, "value", "benchmark", "bench_label", "gap", "se",
     "z", "p_value", "q_value", "own_se", "df", "severity", "is_problem", "title", "measures",
     "rows", "bench_rows", "note", "school_name", "data_missing", "headline_rule", "target",
+    "suggestion",
 ]  # fmt: skip
 
 
@@ -110,7 +111,7 @@ def _single(year, pid, rule, r, params: EvidenceParams, names) -> dict:
         title = (spec.resolved or spec.title).format_map(f)
     row.update(
         is_problem=is_problem, title=title, severity=r["severity"] if is_problem else "",
-        target=spec.target.format_map(f),
+        target=spec.target.format_map(f), suggestion=spec.suggestion.format_map(f),
     )  # fmt: skip
     return row
 
@@ -147,7 +148,7 @@ def _ach(year, pid, g, fired, params: EvidenceParams, names) -> dict:
     bench_rows = [x for r in g for x in (r["bench_rows"] or [])]
     notes = sorted({r["note"] for r in g if r.get("note")})
     row.update(
-        target=spec.target.format_map(f),
+        target=spec.target.format_map(f), suggestion=spec.suggestion.format_map(f),
         is_problem=bool(fired), title=title, measures=measures, rows=rows, bench_rows=bench_rows,
         note="；".join(notes), severity=_worst([r["severity"] for r in fired]),
         indicator=head["indicator"],
@@ -175,7 +176,7 @@ def _school(year, pid, g, fired, params: EvidenceParams, names) -> dict:
         title = spec.resolved.format_map(f)
     school_id = str(head["group_value"]).split("/", 1)[-1]
     row.update(
-        target=spec.target.format_map(f),
+        target=spec.target.format_map(f), suggestion=spec.suggestion.format_map(f),
         is_problem=bool(fired), title=title, group_value=school_id,
         rows=[x for r in g for x in (r["rows"] or [])], bench_rows=[],
         severity=_school_severity(sections, params) if fired else "",

@@ -33,6 +33,7 @@ class Rule:
     units: Units
     resolved: str = ""  # title of a close-out (建议销号): the object now meets its standard
     target: str = ""  # 整改目标: the measurable target of the ledger, filled with the numbers
+    suggestion: str = ""  # 整改建议: a concrete suggestion, filled with the numbers
     units_by_indicator: Mapping[str, Units] = field(default_factory=dict)
     indicator: str = ""  # the indicator the rule tests (burden rules)
     title_missing: str = ""  # RES / SCHOOL: title when the census data are incomplete
@@ -77,6 +78,7 @@ class EvidenceParams:
     linking_error: Mapping[str, Mapping[str, float]]
     census_change_tolerance: float  # census values (no SE): smaller changes count as unchanged
     deadline_placeholder: str
+    closeout_suggestion: str  # 整改建议 of a close-out (建议销号)
     previous_title_suffix: str  # appended to the title of a problem not re-measured this round
     # reference distribution of the rule tests: Student t with the design df, or normal
     p_reference: str = "t_design_df"

@@ -92,7 +92,7 @@ def _prev_item(r: Mapping, year: int, measured: bool) -> dict:
         "se": r["own_se"] if measured else r["_last_se"],
         "year": year if measured else r["_last_year"],
         "listed_id": r["previous_problem_id"], "unmatched": r["_unmatched"], "origin": "eqm",
-        "target": r.get("target") or "",
+        "target": r.get("target") or "", "suggestion": r.get("suggestion") or "",
     }  # fmt: skip
 
 
@@ -109,7 +109,7 @@ def _hand_items(hand: pd.DataFrame, year: int, items: dict[str, dict], known: se
             **{k: h[k] for k in KEYS}, "title": h["title"], "severity": h["severity"],
             "value": h["value"], "se": h["se"], "year": year, "listed_id": h["listed_id"],
             "unmatched": pid not in known, "origin": "list", "unit": h["responsible_unit"],
-            "domain": h["domain"], "target": "",
+            "domain": h["domain"], "target": "", "suggestion": "",
         }  # fmt: skip
         if pid not in known:
             log.warning(
@@ -219,7 +219,7 @@ def _carried(year: int, it: Mapping, params: EvidenceParams) -> dict:
         "title": title + suffix, "_base_title": title, "measures": [],
         "rows": [], "bench_rows": [], "school_name": "", "data_missing": False,
         "note": "本轮没有与该问题对应的数据（学科轮换或未报送），状态沿用上一轮",
-        "target": it.get("target") or "",
+        "target": it.get("target") or "", "suggestion": it.get("suggestion") or "",
         "previous_status": "not re-measured", "status": schemas.STATUS_OPEN,
         "previous_problem_id": it["listed_id"] or "", "previous_year": it["year"],
         "previous_value": it["value"], "change_p": np.nan, "change_q": np.nan,

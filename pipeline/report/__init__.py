@@ -1,9 +1,10 @@
 """Stage ``report``: Chinese HTML and PDF reports for leadership, one per county plus a city summary.
 
 The stage only renders. It reads the processed tables (``indicators``, ``resource_balance``,
-``school_compliance``, ``problems``, the province / nation benchmarks of the validated county
-reports, the validation outputs and the ingest manifest), turns them into view models
-(:mod:`pipeline.report.views`, no statistics computed), draws a few charts
+``school_compliance``, ``problems``, ``comparisons``, the province / nation benchmarks of the
+validated county reports, the validation outputs and the ingest manifest), turns them into view
+models (:mod:`pipeline.report.views`, with :mod:`~pipeline.report.verdicts` and
+:mod:`~pipeline.report.problems`; no statistics computed), draws a few charts
 (:mod:`pipeline.report.charts`), renders Jinja2 templates with autoescaping on, and converts the same
 HTML to A4 PDF with WeasyPrint, embedding Noto Sans CJK SC (:mod:`pipeline.report.fonts`).
 
@@ -161,6 +162,9 @@ def _county_charts(
         )
     ]
     est = charts.Series("county", "本县估计值", params.colors.county)
+    local = charts.Series("county", "本地估计值", params.colors.county)
+    official = charts.Series("official", "官方值", params.colors.province, "s", False)
+    nation = charts.Series("nation", "全国差距", params.colors.nation, "D", False)
     return {
         "means": charts.dot_chart(
             v["achievement"]["chart_rows"],
@@ -173,7 +177,7 @@ def _county_charts(
         ),
         "sdr": charts.dot_chart(
             v["balance"]["sdr_chart_rows"],
-            [est],
+            [local, official],
             style,
             xlabel="校际差异率",
             ref=params.quality_sdr_max,
@@ -181,7 +185,7 @@ def _county_charts(
         ),  # fmt: skip
         "gaps": charts.dot_chart(
             v["balance"]["gap_chart_rows"],
-            [est],
+            [est, nation],
             style,
             xlabel="平均成绩差（量尺分数）",
             ref=0.0,
@@ -274,6 +278,10 @@ def build_reports(
             .astype(str)
             .str.contains("Fisher's z", regex=False)
             .any()
+        ),
+        # the indicators stage's intervals on t(design df) (its method text says so)
+        "ci_t": bool(
+            inp.indicators["method"].astype(str).str.contains("from t(df", regex=False).any()
         ),
         "min_students": params.min_students,
         "min_schools": params.min_schools,
@@ -404,6 +412,13 @@ def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
         p.school_compliance, "学校达标表 school_compliance.parquet（请先运行 eqm indicators）"
     )
     probs = read_parquet(p.problems, "问题清单 problems.parquet（请先运行 eqm evidence）")
+    comparisons = _optional_parquet(p.comparisons)
+    if comparisons is None:
+        log.warning(
+            "找不到 %s（上一版问题清单环节的输出）：报告中与全国、全省或标准的比较一律写“未检验”。"
+            "请重新运行 eqm evidence。",
+            p.comparisons,
+        )
     bench = _optional_parquet(p.validated("county_reports"))
     manifest = _optional_json(p.ingest_manifest)
     if manifest is None:
@@ -418,6 +433,7 @@ def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
         validation_summary=_optional_json(p.validation_summary),
         manifest=manifest,
         previous_problems=_optional_parquet(p.validated("previous_problems")),
+        comparisons=comparisons,
     )
 
 

@@ -2,10 +2,12 @@
 
 Nothing here computes a statistic. Every number shown is a value of one row of
 ``indicators.parquet``, ``resource_balance.parquet``, ``county_reports.parquet`` (province / nation
-benchmarks), ``problems.parquet`` or the validation outputs, formatted with the decimals of
-``params.yaml`` (scores 1, percentages 1, rates 3). The only derived figures are *counts of rows*
-(schools passing the 6-of-7 rule, problems per severity, rows set aside per rule) and comparisons of
-a shown value with a regulatory threshold (the 优质均衡 quality item: level ≥ Ⅲ and 校际差异率 < 0.15).
+benchmarks), ``problems.parquet``, ``comparisons.parquet`` or the validation outputs, formatted with
+the decimals of ``params.yaml`` (scores 1, percentages 1, rates 3). The only derived figures are
+*counts of rows* (schools passing the 6-of-7 rule, problems per severity, rows set aside per rule)
+and comparisons of a shown value with a regulatory threshold (the 优质均衡 quality item: level ≥ Ⅲ
+and 校际差异率 < 0.15, :mod:`pipeline.report.verdicts`). Every 「显著差于 / 显著优于 / 无显著差异」
+label is the verdict of a row of ``comparisons.parquet``; without a row the page says 未检验.
 
 Suppression: a row flagged ``suppressed`` (fewer than 10 students or 3 schools, decided by the
 indicators stage) is shown as "—" with a footnote and is never drawn in a chart. As a safety net the
@@ -15,10 +17,6 @@ same rule is re-applied here from ``n_students`` / ``n_schools`` (params ``min_s
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +25,61 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.config import MonitoringParams
+from pipeline.report.formats import (
+    MISSING,
+    SUPPRESSED,
+    Fmt,
+    ViewRules,
+    _flag,
+    _isnum,
+    _key_part,
+    _n,
+    _num,
+    _point,
+    _table,
+    _txt,
+    cell_label,
+    group_label,
+    kind_of,
+    light,
+    method_label,
+)
+from pipeline.report.problems import (
+    CLOSEOUT_TITLE,
+    FIRST_ROUND_TEXT,
+    PROBLEM_PREVIOUS,
+    SEVERITY_ORDER,
+    closeout_table,
+    open_by_id,
+    open_by_indicator,
+    previous_label,
+    problem_section,
+    problems_for,
+    split,
+)
+from pipeline.report.verdicts import (
+    BURDEN_RULES,
+    FOUR_DOMAINS_NOTE,
+    NONPOS_NOTE,
+    OFFICIAL_BASIS_NOTE,
+    POOLED_NAME,
+    POOLED_NOTE,
+    UNSURE_MARK,
+    UNTESTED,
+    Comparisons,
+    bench_name,
+    bench_text,
+    comparison_light,
+    quality_item,
+    quality_overall,
+    sdr_cell,
+    sdr_ci_verdict,
+    verdict_label,
+)
 
-SUPPRESSED = "—"
 OFFICIAL_NOTE = "标 * 的数值取自官方区县监测报告。"
-MISSING = "…"
+POOLED_SHORT_NOTE = f"{POOLED_NAME}：各样本县学生合并计算，不代表全市。"
 
-SCORE_INDICATORS = {"mean_score", "gap_mean_score", "mean_homework_minutes", "mean_sleep_hours"}
-RATE_INDICATORS = {"school_difference_rate", "eta_squared", "school_mean_cv"}
 BURDEN_INDICATORS = (
     "pct_homework_over_limit",
     "pct_sleep_sufficient",
@@ -48,44 +94,7 @@ BURDEN_SHORT = {
     "pct_fitness_pass": "体质达标",
 }
 LEVEL_PCT = tuple(f"pct_level_{lv}" for lv in schemas.LEVELS)
-SEVERITY_ORDER = ("高", "中", "低")
 STAGE_ORDER = ("primary", "junior")
-
-PREVIOUS_STATUS_LABELS = {
-    "new": "新发现",
-    "improved": "已改善",
-    "unchanged": "无显著变化",
-    "worse": "恶化",
-    "not re-measured": "本轮未监测",
-}
-# Which side of a benchmark is the bad one for the burden / health items (+1: higher is worse).
-# The evidence stage tests exactly this one-sided direction; the report only names it.
-BURDEN_BAD_SIDE = {
-    "pct_homework_over_limit": 1,
-    "pct_sleep_sufficient": -1,
-    "pct_myopia": 1,
-    "pct_fitness_pass": -1,
-}
-STATUS_LABELS = {
-    "open": "待整改", "new": "待整改", "in_progress": "整改中", "ongoing": "整改中",
-    "closed": "已销号", "done": "已销号", "resolved": "已销号",
-}  # fmt: skip
-DOMAIN_LABELS = {
-    "achievement": "学业表现", "academic": "学业表现", "balance": "均衡状况", "equity": "均衡状况",
-    "resource": "资源配置", "resources": "资源配置", "burden": "课业负担", "health": "身心健康",
-    "burden_health": "负担与健康", "data": "数据质量",
-}  # fmt: skip
-GROUP_VALUE_LABELS = {
-    "gender": schemas.GENDER_LABELS,
-    "urban_rural": schemas.URBAN_RURAL_LABELS,
-    "left_behind": {"left_behind": "留守", "not_left_behind": "非留守", "true": "留守", "false": "非留守", "1": "留守", "0": "非留守", "yes": "留守", "no": "非留守"},
-    "migrant": {"migrant": "随迁", "non_migrant": "非随迁", "true": "随迁", "false": "非随迁", "1": "随迁", "0": "非随迁", "yes": "随迁", "no": "非随迁"},
-    "ses_quartile": {
-        "q1": "最低25%", "q2": "第二个25%", "q3": "第三个25%", "q4": "最高25%",
-        "1": "最低25%", "2": "第二个25%", "3": "第三个25%", "4": "最高25%",
-        "low": "最低25%", "high": "最高25%",
-    },
-}  # fmt: skip
 TABLE_LABELS = {
     t: tbl.label for t, tbl in {**schemas.INPUT_TABLES, **schemas.OUTPUT_TABLES}.items()
 }
@@ -94,219 +103,16 @@ KEY = ("year", "county_code", "grade", "subject", "indicator", "group_var", "gro
 
 
 # ------------------------------------------------------------------------------------------------
-# Parameters the views need (a slice of ReportParams, so this module has no config dependency)
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ViewRules:
-    score_decimals: int
-    percent_decimals: int
-    rate_decimals: int
-    resource_decimals: Mapping[str, int]  # L1..L7 -> decimals of the county value
-    min_students: int
-    min_schools: int
-    quality_sdr_max: float
-    quality_min_level: str
-    # indicator -> grade -> the regulation's standard in words (e.g. "书面作业每天 ≤ 60 分钟")
-    burden_standards: Mapping[str, Mapping[int, str]] = dataclasses.field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------------
-# Formatting
-# ------------------------------------------------------------------------------------------------
-
-
-def _isnum(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v)) and v is not pd.NA
-
-
-def _flag(v: Any) -> bool:
-    """A boolean cell that may be NA or a numpy bool."""
-    return (
-        v is not None
-        and v is not pd.NA
-        and not (isinstance(v, float) and math.isnan(v))
-        and bool(v)
-    )
-
-
-def _num(v: Any) -> float | None:
-    if not _isnum(v):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
-def kind_of(indicator: str) -> str:
-    ind = str(indicator or "")
-    if ind == "achievement_level":
-        return "level"
-    if ind in ("n_met", "n_schools", "n_students"):
-        return "count"
-    if ind.startswith("pct_"):
-        return "percent"
-    if ind in SCORE_INDICATORS:
-        return "score"
-    if ind in RATE_INDICATORS or "cv" in ind or "rate" in ind or (len(ind) == 2 and ind[0] == "L"):
-        return "rate"
-    return "score"
-
-
-@dataclass(frozen=True)
-class Fmt:
-    rules: ViewRules
-
-    def decimals(self, kind: str) -> int:
-        return {
-            "percent": self.rules.percent_decimals,
-            "rate": self.rules.rate_decimals,
-            "count": 0,
-        }.get(kind, self.rules.score_decimals)
-
-    def num(self, v: Any, kind: str = "score", decimals: int | None = None) -> str:
-        f = _num(v)
-        if f is None:
-            return MISSING
-        if kind == "level":
-            return level_label(f)
-        d = self.decimals(kind) if decimals is None else decimals
-        text = f"{f:.{d}f}"
-        if text.startswith("-"):
-            text = "−" + text[1:]  # a real minus sign
-            if set(text[1:]) <= {"0", "."}:
-                text = text[1:]
-        return text + ("%" if kind == "percent" else "")
-
-    def spread(self, v: Any, kind: str) -> str:
-        """An SE or a difference: of a percentage in percentage points (个百分点), never "%";
-        of a level (coded 1–4) in levels (级)."""
-        if kind == "percent":
-            text = self.num(v, "score", self.rules.percent_decimals)
-            return text if text == MISSING else f"{text} 个百分点"
-        if kind == "level":
-            text = self.num(v, "count")
-            return text if text == MISSING else f"{text} 级"
-        return self.num(v, kind)
-
-    def ci(self, row: Mapping | None, kind: str) -> str:
-        if row is None or row.get("suppressed"):
-            return SUPPRESSED if row is not None else MISSING
-        lo, hi = _num(row.get("ci_low")), _num(row.get("ci_high"))
-        if lo is None or hi is None:
-            return MISSING
-        return f"{self.num(lo, kind)}～{self.num(hi, kind)}"
-
-    def est(self, row: Mapping | None, kind: str | None = None) -> str:
-        """The estimate of an indicator row: "—" when suppressed, "…" when absent."""
-        if row is None:
-            return MISSING
-        if row.get("suppressed"):
-            return SUPPRESSED
-        return self.num(row.get("estimate"), kind or kind_of(row.get("indicator", "")))
-
-    def p(self, v: Any) -> str:
-        """A p-value to 3 decimals; one more where rounding would carry it across 0.05."""
-        f = _num(v)
-        if f is None:
-            return MISSING
-        if f < 0.001:
-            return "<0.001"
-        for text in (f"{f:.3f}", f"{f:.4f}"):
-            if (float(text) < 0.05) == (f < 0.05):
-                return text
-        return "<0.05"
-
-    def num_against(self, v: Any, kind: str, threshold: float) -> str:
-        """:meth:`num`, with one more decimal where the value would print as the threshold it
-        is not (0.1497 → "0.1497", not "0.150" next to "below 0.15")."""
-        f, d = _num(v), self.decimals(kind)
-        if f is None or f == threshold:
-            return self.num(v, kind)
-        for extra in (0, 1, 2):
-            if round(f, d + extra) != round(threshold, d + extra):
-                return self.num(f, kind, d + extra)
-        step = 10.0 ** -(d + 2)  # closer still: round away from the threshold, keeping the side
-        return self.num((math.floor if f < threshold else math.ceil)(f / step) * step, kind, d + 2)
-
-    def ci_against(self, row: Mapping | None, kind: str, threshold: float) -> str:
-        """:meth:`ci` with :meth:`num_against` bounds."""
-        text = self.ci(row, kind)
-        if row is None or text in (MISSING, SUPPRESSED):
-            return text
-        lo, hi = row.get("ci_low"), row.get("ci_high")
-        return f"{self.num_against(lo, kind, threshold)}～{self.num_against(hi, kind, threshold)}"
-
-
-def level_label(v: Any) -> str:
-    """Label of a county achievement level coded 1–4 (Ⅰ…Ⅳ) or 'I'…'IV'."""
-    code = level_code(v)
-    return schemas.LEVEL_LABELS[code] if code else MISSING
-
-
-def level_code(v: Any) -> str | None:
-    if isinstance(v, str):
-        return schemas.LEVEL_CODES.get(v.strip().lower(), v if v in schemas.LEVELS else None)
-    f = _num(v)
-    if f is None:
-        return None
-    k = int(round(f))
-    return schemas.LEVELS[k - 1] if 1 <= k <= 4 else None
-
-
-def group_label(group_var: str, group_value: str) -> str:
-    """``female-male`` → ``女 − 男``; a plain value → its label; unknown codes shown as they are."""
-    labels = GROUP_VALUE_LABELS.get(group_var, {})
-    parts = [p for p in str(group_value).split("-")] if group_value else []
-    shown = [labels.get(p.strip().lower(), p) for p in parts]
-    return " − ".join(shown)
-
-
-def method_label(method: Any) -> str:
-    """A short Chinese description of the ``method`` column (written in English by indicators)."""
-    m = _txt(method)
-    if not m:
-        return MISSING
-    if m.startswith("official"):
-        page = re.search(r"p\.\s*(\S+)", m)
-        number = page.group(1).strip("第页") if page else ""
-        return "官方区县监测报告" + (f"（第 {number} 页）" if number else "")
-    parts = []
-    for key, label in (
-        ("ICC(1)", "ICC(1) 单因素方差分析"), ("eta squared", "η² 方差分解"), ("CV of school means", "校均分差异系数"),
-        ("difference of weighted means", "加权均值差"), ("weighted mean", "加权平均"),
-        ("weighted percentage", "加权百分比"), ("weighted SD", "加权标准差"), ("cut scores", "均值对照分数线"),
-        ("highest level", "达到比例规则"),
-    ):  # fmt: skip
-        if key in m:
-            parts.append(label)
-            break
-    if "JKn" in m or "jackknife" in m.lower():
-        parts.append("刀切法（JKn）标准误")
-    pv = re.search(r"(\d+) plausible values", m)
-    if pv:
-        parts.append(f"{pv.group(1)} 个可能值按 Rubin 规则合并")
-    return "，".join(parts) or m
-
-
-def cell_label(grade: Any, subject: str) -> str:
-    g = schemas.GRADE_LABELS.get(int(grade), f"{grade}年级") if _isnum(grade) else ""
-    return f"{g}{schemas.SUBJECT_LABELS.get(subject, subject)}"
-
-
-# ------------------------------------------------------------------------------------------------
 # Preparing the input tables
 # ------------------------------------------------------------------------------------------------
 
 
 def prepare_indicators(ind: pd.DataFrame, rules: ViewRules) -> pd.DataFrame:
-    """Normalise keys, apply the suppression safety net, and keep one row per key.
+    """Normalise keys, apply the suppression safety net, keep one row per key and source.
 
-    When a county report printed a value (``source = official``) it wins over the computed one
-    (domain rule: "an official value from a county report wins").
+    Where a county report printed a value (``source = official``) beside the computed one, both
+    rows stay: :class:`Lookup` shows the official one first (domain rule: "an official value from
+    a county report wins") and the 校际差异率 tables show the two side by side.
     """
     if ind.empty:
         return ind.assign(source_rank=pd.Series(dtype="int64"))
@@ -324,7 +130,7 @@ def prepare_indicators(ind: pd.DataFrame, rules: ViewRules) -> pd.DataFrame:
     )
     return (
         out.sort_values([*KEY, "source_rank"], kind="stable")
-        .drop_duplicates(list(KEY), keep="first")
+        .drop_duplicates([*KEY, "source_rank"], keep="first")
         .reset_index(drop=True)
     )
 
@@ -334,19 +140,22 @@ def _records_by(df: pd.DataFrame, key: Sequence[str]) -> dict[tuple, dict]:
     return {tuple(_key_part(r[k]) for k in key): r for r in recs}
 
 
-def _key_part(v: Any) -> Any:
-    if isinstance(v, float) and not math.isnan(v) and v.is_integer():
-        return int(v)
-    if hasattr(v, "item"):
-        return v.item()
-    return v
-
-
 class Lookup:
-    """Fast access to indicator rows and province / nation benchmark rows."""
+    """Fast access to indicator rows (official first, or either source) and province / nation
+    benchmark rows."""
 
     def __init__(self, ind: pd.DataFrame, bench: pd.DataFrame):
-        self.rows = _records_by(ind, KEY) if not ind.empty else {}
+        self.rows: dict[tuple, dict] = {}
+        self._official: dict[tuple, dict] = {}
+        self._local: dict[tuple, dict] = {}
+        if not ind.empty:
+            official = ind["source"].astype(str) == "official"
+            first = ind.sort_values([*KEY, "source_rank"], kind="stable").drop_duplicates(
+                list(KEY), keep="first"
+            )
+            self.rows = _records_by(first, KEY)
+            self._official = _records_by(ind[official].drop_duplicates(list(KEY)), KEY)
+            self._local = _records_by(ind[~official].drop_duplicates(list(KEY)), KEY)
         self.bench: dict[tuple, dict] = {}
         self.bench_any: dict[tuple, dict] = {}
         if bench is not None and not bench.empty:
@@ -369,8 +178,20 @@ class Lookup:
                 b.drop_duplicates([*no_county, "scope"]), (*no_county, "scope")
             )
 
+    @staticmethod
+    def _key(year, county, grade, subject, indicator, gv, gval) -> tuple:
+        return (year, county, _key_part(grade), subject, indicator, gv, gval)
+
     def get(self, year, county, grade, subject, indicator, gv="", gval="") -> dict | None:
-        return self.rows.get((year, county, _key_part(grade), subject, indicator, gv, gval))
+        """The row shown for a key: the official one when there is one."""
+        return self.rows.get(self._key(year, county, grade, subject, indicator, gv, gval))
+
+    def official(self, year, county, grade, subject, indicator, gv="", gval="") -> dict | None:
+        return self._official.get(self._key(year, county, grade, subject, indicator, gv, gval))
+
+    def local(self, year, county, grade, subject, indicator, gv="", gval="") -> dict | None:
+        """The row computed from student data (never the official one)."""
+        return self._local.get(self._key(year, county, grade, subject, indicator, gv, gval))
 
     def benchmark(
         self, scope, year, county, grade, subject, indicator, gv="", gval=""
@@ -418,111 +239,13 @@ def questionnaire_grades(ind: pd.DataFrame, year: int, county: str) -> list[int]
     return sorted({int(g) for g in sel["grade"] if _isnum(g)})
 
 
-# ------------------------------------------------------------------------------------------------
-# Shared pieces
-# ------------------------------------------------------------------------------------------------
-
-
-_NUMERIC = re.compile(r"^[\s0-9.,%/*+<>≤≥～〜−\-—…·项所人（）()]*$")
-_PLACEHOLDERS = {"", SUPPRESSED, MISSING}
-
-
-def _column_align(cells: Sequence[str]) -> str:
-    """One alignment for a whole column: right ('n') when every real value in it is a number
-    (placeholders — and … do not count), otherwise left ('t'), so a column never mixes the two."""
-    real = [c for c in cells if c.strip() not in _PLACEHOLDERS]
-    return "n" if real and all(_NUMERIC.match(c) for c in real) else "t"
-
-
-def _table(
-    columns: Sequence[str],
-    rows: list[list[str]],
-    note: str | None = None,
-    align: Sequence[str] | None = None,
-) -> dict:
-    """A table for the ``table`` macro.
-
-    ``align`` gives each column's CSS classes ('t' left, 'n' right, 'c' centred, 'id' an identifier
-    that breaks only at its hyphens, 'wrap' never kept on one line); without it each column gets
-    :func:`_column_align`'s guess. Cells of up to 14 characters do not wrap.
-    """
-    rows = [[str(c) for c in r] for r in rows]
-    width = max([len(columns), *[len(r) for r in rows]])
-    cols = [[r[i] for r in rows if i < len(r)] for i in range(width)]
-    col_cls = list(align) if align is not None else [_column_align(c) for c in cols]
-    classes = [
-        [col_cls[i] + (" nw" if len(c) <= 14 and "wrap" not in col_cls[i] else "")
-         for i, c in enumerate(r)]
-        for r in rows
-    ]  # fmt: skip
-    has_sup = any(SUPPRESSED in str(c) for r in rows for c in r)
-    has_missing = any(MISSING in str(c) for r in rows for c in r)
-    return {
-        "columns": list(columns),
-        "rows": rows,
-        "classes": classes,
-        "has_suppressed": has_sup,
-        "has_missing": has_missing,
-        "note": note,
-    }
-
-
-def _point(row: Mapping | None) -> tuple[float, float | None, float | None] | None:
-    if row is None or row.get("suppressed"):
-        return None
-    est = _num(row.get("estimate"))
-    if est is None:
-        return None
-    return (est, _num(row.get("ci_low")), _num(row.get("ci_high")))
-
-
-def light(state: str, text: str | None = None) -> dict:
-    """A traffic-light cell: state ∈ pass | warn | fail | na; text says it in words (grey print)."""
-    words = {"pass": "达标", "warn": "需关注", "fail": "未达标", "na": "无法判定"}
-    return {"state": state, "text": text or words[state]}
-
-
-def parse_evidence(text: Any) -> dict:
-    """The evidence JSON of a problem (shape owned by the evidence stage), read defensively.
-
-    Returns ``{"rows": [...], "benchmark_rows": [...], "note", "cause_hint", "previous"}``; a bare
-    list is taken as the rows.
-    """
-    empty = {"rows": [], "benchmark_rows": [], "note": "", "cause_hint": "", "previous": None}
-    if not isinstance(text, str) or not text.strip():
-        return empty
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return empty
-    if isinstance(obj, list):
-        return {**empty, "rows": [r for r in obj if isinstance(r, dict)]}
-    if not isinstance(obj, dict):
-        return empty
-    rows = obj.get("rows") if isinstance(obj.get("rows"), list) else []
-    bench = obj.get("benchmark_rows") if isinstance(obj.get("benchmark_rows"), list) else []
-    prev = obj.get("previous") if isinstance(obj.get("previous"), dict) else None
-    return {
-        "rows": [r for r in rows if isinstance(r, dict)],
-        "benchmark_rows": [r for r in bench if isinstance(r, dict)],
-        "note": _txt(obj.get("note")),
-        "cause_hint": _txt(obj.get("cause_hint")),
-        "previous": prev,
-    }
-
-
-def _problems_for(problems: pd.DataFrame, year: int, county: str) -> pd.DataFrame:
-    if problems is None or problems.empty:
-        return pd.DataFrame(columns=schemas.PROBLEMS.names)
-    p = problems[(problems["year"] == year) & (problems["county_code"].astype(str) == county)]
-    sev = p["severity"].map({s: i for i, s in enumerate(SEVERITY_ORDER)}).fillna(9)
-    return (
-        p.assign(_sev=sev).sort_values(["_sev", "problem_id"], kind="stable").drop(columns="_sev")
+def lk_rows(lk: Lookup, year, county, indicator) -> list[dict]:
+    """All rows of one indicator for a county-year, in key order."""
+    out = [r for k, r in lk.rows.items() if k[0] == year and k[1] == county and k[4] == indicator]
+    return sorted(
+        out,
+        key=lambda r: (_key_part(r["grade"]) or 0, r["subject"], r["group_var"], r["group_value"]),
     )
-
-
-def _txt(v: Any) -> str:
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else str(v)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -541,17 +264,16 @@ class Inputs:
     validation_summary: Any
     manifest: Mapping | None
     previous_problems: pd.DataFrame | None = None  # validated previous_problems (optional input)
-
-
-FIRST_ROUND_TEXT = "首轮监测，无上一轮问题清单可对照"
+    # the evidence stage's tests of every county value (None: an older run without the file)
+    comparisons: pd.DataFrame | None = None
 
 
 def is_first_round(inp: Inputs, year: int) -> bool:
     """True when the data holds no previous round for ``year``.
 
     A previous round exists when ``previous_problems`` has a row of an earlier year (the evidence
-    stage compares against the latest such year) or when any problem of ``year`` carries a
-    re-check status other than 'new' (so a report without the previous list still shows them).
+    stage compares against the latest such year) or when any row of ``year`` carries a re-check
+    status other than 'new' (so a report without the previous list still shows them).
     """
     prev = inp.previous_problems
     earlier = (
@@ -574,19 +296,24 @@ def county_view(
 ) -> dict:
     """Everything the county template shows for one county and round."""
     f = Fmt(rules)
+    cmp = Comparisons(inp.comparisons)
     name = monitoring.county_name(county)
     cells = subject_cells(inp.indicators, year, county, monitoring)
     q_grades = questionnaire_grades(inp.indicators, year, county)
-    probs = _problems_for(inp.problems, year, county)
+    probs = problems_for(inp.problems, year, county)
+    open_, _ = split(probs)
 
     achievement = _achievement(f, lk, year, county, cells)
-    balance = _balance(f, lk, year, county, cells, rules)
+    balance = _balance(f, lk, cmp, year, county, cells, rules)
     resources = _resources(f, inp, year, county, rules)
-    burden = _burden(f, lk, year, county, q_grades, probs, rules)
+    burden = _burden(f, lk, cmp, year, county, q_grades, open_, rules)
     first = is_first_round(inp, year)
-    problems = _problem_section(f, probs, first_round=first)
-    quality = _quality_items(f, lk, year, county, cells, rules)
-    findings = _findings(f, lk, year, county, cells, q_grades, resources, problems, rules)
+    problems = problem_section(f, probs, first_round=first)
+    quality = [quality_item(f, lk, year, county, g, s, rules) for g, s in cells]
+    overall = quality_overall(quality)
+    findings = _findings(
+        f, lk, cmp, year, county, cells, q_grades, resources, problems, overall, rules
+    )
     return {
         "kind": "county",
         "year": year,
@@ -596,6 +323,11 @@ def county_view(
         "cells": [cell_label(g, s) for g, s in cells],
         "findings": findings,
         "quality": quality,
+        "quality_overall": overall,
+        "quality_note": NONPOS_NOTE
+        if any(q["sdr_cell"]["nonpos"] and q["sdr_cell"]["basis"] == "local" for q in quality)
+        else "",
+        "four_domains": FOUR_DOMAINS_NOTE.format(thr=f"{rules.quality_sdr_max:g}"),
         "achievement": achievement,
         "balance": balance,
         "resources": resources,
@@ -666,142 +398,131 @@ def _achievement(f: Fmt, lk: Lookup, year, county, cells) -> dict:
     }
 
 
-def _balance(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> dict:
-    sdr_rows, sdr_chart, gap_rows, gap_chart = [], [], [], []
+def _sdr_note(cells: Sequence[Mapping], extra: str = "") -> str | None:
+    parts = []
+    if any(c["official"] is not None for c in cells):
+        parts.append(OFFICIAL_BASIS_NOTE)
+    if any(c["nonpos"] for c in cells):
+        parts.append(NONPOS_NOTE)
+    if extra:
+        parts.append(extra)
+    return " ".join(parts) or None
+
+
+def _sdr_table(
+    columns: list[str],
+    rows: list[list[str]],
+    cells: Sequence[Mapping],
+    *,
+    official_col: int,
+    note: str | None,
+    not_suppressed: Sequence[tuple[int, int]] = (),
+) -> dict:
+    """A 校际差异率 table; its 官方值 column only when some row has an official value."""
+    if not any(c["official"] is not None for c in cells):
+        j = official_col
+        columns = columns[:j] + columns[j + 1 :]
+        rows = [r[:j] + r[j + 1 :] for r in rows]
+        not_suppressed = [(i, k - (k > j)) for i, k in not_suppressed]
+    return _table(columns, rows, note=note, not_suppressed=not_suppressed)
+
+
+def _balance(f: Fmt, lk: Lookup, cmp: Comparisons, year, county, cells, rules: ViewRules) -> dict:
+    thr = rules.quality_sdr_max
+    sdr_rows, sdr_chart, sdr_cells, gap_rows, gap_chart = [], [], [], [], []
     for g, s in cells:
         label = cell_label(g, s)
-        sdr = lk.get(year, county, g, s, "school_difference_rate")
+        c = sdr_cell(f, lk, year, county, g, s, thr)
+        sdr_cells.append(c)
         sdr_rows.append([
-            label,
-            (
-                f.num_against(sdr["estimate"], "rate", rules.quality_sdr_max)
-                if sdr and not sdr.get("suppressed")
-                else f.est(sdr, "rate")
-            )
-            + (" *" if sdr and sdr.get("source") == "official" else ""),
-            f.ci_against(sdr, "rate", rules.quality_sdr_max),
-            f.est(lk.get(year, county, g, s, "eta_squared"), "rate"),
-            f.est(lk.get(year, county, g, s, "school_mean_cv"), "rate"),
-            _n(sdr, "n_schools"),
-            _quality_sdr_light(sdr, rules)["text"],
+            label, c["official_text"], c["local_text"], c["ci"],
+            f.est(lk.local(year, county, g, s, "eta_squared"), "rate"),
+            f.est(lk.local(year, county, g, s, "school_mean_cv"), "rate"),
+            _n(c["local"] if c["local"] is not None else c["official"], "n_schools"),
+            c["light"]["text"],
         ])  # fmt: skip
-        sdr_chart.append((label, {"county": _point(sdr)}))
-    gaps = lk_rows(lk, year, county, "gap_mean_score")
-    for r in gaps:
+        sdr_chart.append((label, {"county": c["point"], "official": c["official_point"]}))
+    has_standard = False
+    for r in lk_rows(lk, year, county, "gap_mean_score"):
         label = cell_label(r["grade"], r["subject"])
-        gl = f"{schemas.GROUP_VAR_LABELS.get(r['group_var'], r['group_var'])}：{group_label(r['group_var'], r['group_value'])}"
-        gap_rows.append(
-            [label, gl, f.est(r, "score"), f.ci(r, "score"), _gap_p(f, r), _n(r, "n_students")]
+        gv, gval = r["group_var"], r["group_value"]
+        gl = f"{schemas.GROUP_VAR_LABELS.get(gv, gv)}：{group_label(gv, gval)}"
+        nat = lk.benchmark("nation", year, county, r["grade"], r["subject"], "gap_mean_score", gv, gval)  # fmt: skip
+        test = cmp.get(year, county, r["grade"], r["subject"], "gap_mean_score", "GAP", gv, gval)
+        shown = not r.get("suppressed")
+        verdict = verdict_label(test) if shown else SUPPRESSED
+        has_standard |= shown and test is not None and _txt(test.get("bench_scope")) == "standard"
+        gap_rows.append([
+            label, gl, f.est(r, "score"), f.ci(r, "score"), f.est(nat, "score"), verdict,
+            _n(r, "n_students"),
+        ])  # fmt: skip
+        gap_chart.append(
+            (f"{label} {gl}", {"county": _point(r), "nation": _point(nat) if shown else None})
         )
-        gap_chart.append((f"{label} {gl}", {"county": _point(r)}))
+    gap_note = (
+        "检验结论与问题清单的检验相同：本县差距与全国差距比较；无全国参照值时，“标准”指问题清单规则"
+        "所设的最小需关注差距。"
+        if has_standard
+        else "检验结论与问题清单的检验相同：本县差距与全国差距比较。"
+    )
+    if not cmp.available:
+        gap_note = "本轮没有比较检验结果（comparisons.parquet），检验结论一栏均为“未检验”。"
     return {
-        "sdr": _table(
+        "sdr": _sdr_table(
             [
                 "年级学科",
-                "校际差异率",
-                "95%置信区间",
+                "官方值",
+                "本地估计",
+                "本地估计 95%置信区间",
                 "η²",
                 "校均分差异系数",
                 "学校数",
-                "是否低于标准",
+                f"是否低于 {thr:g}",
             ],
             sdr_rows,
-            note=OFFICIAL_NOTE if any("*" in r[1] for r in sdr_rows) else None,
-        ),
+            sdr_cells,
+            official_col=1,
+            note=_sdr_note(sdr_cells),
+        ),  # fmt: skip
+        "has_official": any(c["official"] is not None for c in sdr_cells),
         "sdr_chart_rows": sdr_chart,
         "gaps": _table(
-            ["年级学科", "群体差异", "平均成绩差", "95%置信区间", "p 值", "学生数"], gap_rows
-        ),
+            [
+                "年级学科",
+                "群体差异",
+                "平均成绩差",
+                "95%置信区间",
+                "全国差距",
+                "检验结论",
+                "学生数",
+            ],
+            gap_rows,
+            note=gap_note if gap_rows else None,
+        ),  # fmt: skip
         "gap_chart_rows": gap_chart,
     }
 
 
-def _gap_p(f: Fmt, row: Mapping) -> str:
-    """Two-sided p-value of a gap against no difference, ``2·Φ(−|estimate/se|) = erfc(|z|/√2)``.
-
-    The indicators stage's definition (``pipeline.indicators.survey.normal_p_value``, normal
-    reference, jackknife SE of the difference); hidden like the estimate when suppressed.
-    """
-    if row.get("suppressed"):
-        return SUPPRESSED
-    est, se = _num(row.get("estimate")), _num(row.get("se"))
-    if est is None or se is None or se <= 0:
-        return MISSING
-    return f.p(math.erfc(abs(est / se) / math.sqrt(2.0)))
-
-
-def lk_rows(lk: Lookup, year, county, indicator) -> list[dict]:
-    """All rows of one indicator for a county-year, in key order."""
-    out = [r for k, r in lk.rows.items() if k[0] == year and k[1] == county and k[4] == indicator]
-    return sorted(
-        out,
-        key=lambda r: (_key_part(r["grade"]) or 0, r["subject"], r["group_var"], r["group_value"]),
-    )
-
-
-def _n(row: Mapping | None, col: str) -> str:
-    """A sample size; hidden like the estimate when the row is suppressed."""
-    if row is None:
-        return MISSING
-    if _flag(row.get("suppressed")):
-        return SUPPRESSED
-    v = _num(row.get(col))
-    return MISSING if v is None else f"{int(v)}"
-
-
-UNSURE_MARK = "†"  # a 校际差异率 verdict whose 95% interval contains the standard
-
-
-def _sdr_verdict(sdr: Mapping, thr: float) -> str | None:
-    """'below' / 'above' / 'unsure' (:func:`pipeline.schemas.icc_verdict`); None without a CI."""
-    lo, hi = _num(sdr.get("ci_low")), _num(sdr.get("ci_high"))
-    if lo is None or hi is None:
-        return None
-    return str(schemas.icc_verdict(lo, hi, thr))
-
-
-def _quality_sdr_light(sdr: Mapping | None, rules: ViewRules) -> dict:
-    """Pass/fail on the value (the regulation's rule); the text adds what the 95% CI says.
-
-    The CI part is :func:`pipeline.schemas.icc_verdict` of the row's interval: wholly below the
-    threshold, wholly above it, or containing it; nothing is added for a row without an
-    interval (an official value printed without SE).
-    """
-    if sdr is None or sdr.get("suppressed") or _num(sdr.get("estimate")) is None:
-        return light("na")
-    thr = rules.quality_sdr_max
-    verdict = _sdr_verdict(sdr, thr)
-    ci = ""
-    if verdict is not None:
-        ci = {
-            "below": f"；置信区间整体低于 {thr:g}",
-            "above": f"；置信区间整体高于 {thr:g}",
-            "unsure": f"；置信区间含 {thr:g}，尚难定论",
-        }[verdict]
-    return (
-        light("pass", f"是（< {thr:g}{ci}）")
-        if _num(sdr["estimate"]) < thr
-        else light("fail", f"否（≥ {thr:g}{ci}）")
-    )
-
-
 def _sdr_findings(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> list[str]:
-    """Headline sentences on 校际差异率: the subjects at or above the standard, and how many of the
-    verdicts the 95% intervals bear out (wholly above / wholly below) or leave open (interval
-    contains the standard: within sampling error with 8–12 schools)."""
+    """Headline sentences on 校际差异率 (official value when there is one, else the local
+    estimate): the subjects at or above the standard, and how many of the verdicts the 95%
+    intervals bear out (wholly above / wholly below) or leave open (interval contains the
+    standard: within sampling error with 8–12 schools)."""
     thr = rules.quality_sdr_max
     bad, n_good = [], 0
     bad_v: list[str | None] = []
     good_v: list[str | None] = []
     for g, s in cells:
-        sdr = lk.get(year, county, g, s, "school_difference_rate")
-        state = _quality_sdr_light(sdr, rules)["state"]
+        c = sdr_cell(f, lk, year, county, g, s, thr)
+        state = c["light"]["state"]
+        basis = c["official"] if c["basis"] == "official" else c["local"]
         if state == "fail":
-            bad.append(f"{cell_label(g, s)} {f.num_against(sdr['estimate'], 'rate', thr)}")
-            bad_v.append(_sdr_verdict(sdr, thr))
+            where = "（官方值）" if c["basis"] == "official" else ""
+            bad.append(f"{cell_label(g, s)} {c['shown']}{where}")
+            bad_v.append(sdr_ci_verdict(basis, thr))
         elif state == "pass":
             n_good += 1
-            good_v.append(_sdr_verdict(sdr, thr))
+            good_v.append(sdr_ci_verdict(basis, thr))
     out = []
     if bad:
         text = f"校际差异率未低于 {thr:g} 的学科：{'、'.join(bad)}"
@@ -829,35 +550,6 @@ def _sdr_findings(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> 
         out.append(f"另有 {n_hidden} 个学科的校际差异率因样本不足未予显示。")
     elif n_hidden:
         out.append("校际差异率因样本不足未予显示。")
-    return out
-
-
-def _quality_items(f: Fmt, lk: Lookup, year, county, cells, rules: ViewRules) -> list[dict]:
-    """The 优质均衡 quality item per grade × subject: level ≥ Ⅲ and 校际差异率 < 0.15."""
-    out = []
-    need = schemas.LEVELS.index(rules.quality_min_level)
-    for g, s in cells:
-        lvl = lk.get(year, county, g, s, "achievement_level")
-        sdr = lk.get(year, county, g, s, "school_difference_rate")
-        code = None if lvl is None or lvl.get("suppressed") else level_code(lvl.get("estimate"))
-        sdr_ok = _quality_sdr_light(sdr, rules)["state"]
-        if code is None or sdr_ok == "na":
-            state = light("na")
-        else:
-            lvl_ok = schemas.LEVELS.index(code) >= need
-            n_ok = int(lvl_ok) + int(sdr_ok == "pass")
-            state = light(
-                {2: "pass", 1: "warn", 0: "fail"}[n_ok],
-                {2: "达标", 1: "部分达标", 0: "未达标"}[n_ok],
-            )
-        out.append(
-            {
-                "label": cell_label(g, s),
-                "level": f.est(lvl, "level"),
-                "sdr": f.est(sdr, "rate"),
-                "light": state,
-            }
-        )
     return out
 
 
@@ -970,11 +662,27 @@ def _pass_counts(rb: pd.DataFrame | None, stages: list[str]) -> dict[str, tuple[
     return out
 
 
+def _burden_standard(rules: ViewRules, indicator: str, grade: int, test: Mapping | None) -> str:
+    """The regulation's standard in words (params ``report.burden_standards``); 视力不良 has none:
+    it is compared with the national (or the tested benchmark's) 视力不良 figure."""
+    if indicator == "pct_myopia":
+        name = bench_name(test) if test is not None else schemas.SCOPE_LABELS["nation"]
+        return f"无统一标准，与{name}视力不良比例比较"
+    return _txt((rules.burden_standards.get(indicator) or {}).get(grade))
+
+
 def _burden(
-    f: Fmt, lk: Lookup, year, county, grades, probs: pd.DataFrame, rules: ViewRules
+    f: Fmt,
+    lk: Lookup,
+    cmp: Comparisons,
+    year,
+    county,
+    grades,
+    open_: pd.DataFrame,
+    rules: ViewRules,
 ) -> dict:
     rows, lights, panels = [], [], []
-    flagged = _flagged_indicators(probs)
+    by_id, by_indicator = open_by_id(open_), open_by_indicator(open_)
     for g in grades:
         cats, vals = [], {"county": [], "province": [], "nation": []}
         for ind in (*BURDEN_INDICATORS, *BURDEN_MEANS):
@@ -984,20 +692,26 @@ def _burden(
             prov = lk.benchmark("province", year, county, g, "", ind)
             nat = lk.benchmark("nation", year, county, g, "", ind)
             kind = kind_of(ind)
-            flag = flagged.get((g, ind)) or flagged.get((None, ind))
-            lt = burden_conclusion(f, ind, row, nat, flag) if ind in BURDEN_INDICATORS else None
+            lt, test = None, None
+            if ind in BURDEN_INDICATORS:
+                test = cmp.get(year, county, g, "", ind, BURDEN_RULES[ind])
+                problem = _burden_problem(test, g, ind, by_id, by_indicator)
+                lt = burden_conclusion(f, ind, row, test, problem)
             rows.append([
                 schemas.GRADE_LABELS.get(g, str(g)), schemas.INDICATOR_LABELS.get(ind, ind),
                 f.est(row, kind), f.ci(row, kind), f.est(prov, kind), f.est(nat, kind), _n(row, "n_students"),
                 lt["text"] if lt else "",
             ])  # fmt: skip
             if lt is not None:
+                reference = bench_text(f, test, kind) or (
+                    f"{schemas.SCOPE_LABELS['nation']} {f.est(nat, kind)}" if nat else ""
+                )
                 lights.append(
                     {
                         "label": f"{schemas.GRADE_LABELS.get(g, g)} {schemas.INDICATOR_LABELS.get(ind, ind)}",
                         "value": f.est(row, kind),
-                        "standard": _txt((rules.burden_standards.get(ind) or {}).get(g)),
-                        "nation": f.est(nat, kind),
+                        "standard": _burden_standard(rules, ind, g, test),
+                        "reference": reference,
                         "light": lt,
                     }
                 )
@@ -1008,249 +722,78 @@ def _burden(
         panels.append((schemas.GRADE_LABELS.get(g, str(g)), cats, vals, None))
     return {
         "table": _table(
-            ["年级", "指标", "本县", "95%置信区间", "全省", "全国", "学生数", "结论"], rows
+            ["年级", "指标", "本县", "95%置信区间", "全省", "全国", "学生数", "检验结论"], rows
         ),
         "lights": lights,
         "panels": [p for p in panels if p[1]],
+        "tested": cmp.available,
     }
 
 
+def _burden_problem(
+    test: Mapping | None, grade, indicator: str, by_id: Mapping, by_indicator: Mapping
+) -> dict | None:
+    """The open problem a burden / health comparison belongs to: the one its ``problem_id``
+    names when it fires; without a comparison (an older run) the most severe open problem
+    measured this round on the same grade and indicator."""
+    if test is not None:
+        if not (_flag(test.get("fires")) or _txt(test.get("verdict")) == "worse"):
+            return None
+        hit = by_id.get(_txt(test.get("problem_id")))
+        if hit is not None:
+            return hit
+    return by_indicator.get((grade, indicator)) or by_indicator.get((None, indicator))
+
+
 def burden_conclusion(
-    f: Fmt, indicator: str, row: Mapping | None, nation: Mapping | None, flag: Mapping | None
+    f: Fmt,
+    indicator: str,
+    row: Mapping | None,
+    test: Mapping | None,
+    problem: Mapping | None = None,
 ) -> dict:
     """The conclusion of a burden / health item, in words a reader acts on.
 
     Significance is never decided here: the evidence stage tested every burden / health item
-    (one-sided, BH-corrected) and listed the significant ones in ``problems.parquet``. So
+    against its benchmark (one-sided, BH-corrected) and wrote the verdict to ``comparisons``. So
 
-    * listed → "显著高于/低于全国（已列入问题清单，高）" (the side is the indicator's bad side, the
-      reference is the one the problem names);
-    * not listed, county value on the bad side of the national figure (or equal) → "与全国无显著差异";
-    * not listed, county value on the good side (the shown values differ) → "优于全国";
-    * not listed and no national figure → "未列入问题清单".
+    * a comparison row → its label (显著差于全国 / 显著优于全国 / 与全国无显著差异 / 未检验), with
+      「已列入问题清单，高」 when it is worse and belongs to an open problem;
+    * no comparison row (an older run) → 「已列入问题清单（高）」 when an open problem on the item
+      exists, else 未检验 — never a label no test produced.
     """
     if row is None or row.get("suppressed") or _num(row.get("estimate")) is None:
         return light("na")
-    bad = BURDEN_BAD_SIDE.get(indicator, 1)
-    if flag:
-        side = "高于" if bad > 0 else "低于"
-        ref = flag.get("reference") or "全国"
-        sev = flag["severity"]
-        out = light("fail" if sev == "高" else "warn", f"显著{side}{ref}（已列入问题清单，{sev}）")
-        return {**out, "short": f"显著{side}{ref}，{sev}"}
-    if nation is None or _num(nation.get("estimate")) is None:
-        return light("pass", "未列入问题清单")
-    kind = kind_of(indicator)
-    shown, ref = f.est(row, kind), f.est(nation, kind)
-    if shown != ref and (_num(row["estimate"]) - _num(nation["estimate"])) * bad < 0:
-        return light("pass", "优于全国")
-    return light("pass", "与全国无显著差异")
-
-
-def _flagged_indicators(probs: pd.DataFrame) -> dict[tuple, dict]:
-    """(grade, indicator) → {"severity", "reference"} of this county's most severe problem on it.
-
-    ``reference`` is the benchmark the problem was tested against (evidence's ``benchmark_label``,
-    e.g. 全国 / 全省 / 标准), so the conclusion names what the test compared with.
-    """
-    out: dict[tuple, dict] = {}
-    for r in probs.to_dict("records"):
-        if _txt(r.get("previous_status")) == "not re-measured" or _num(r.get("value")) is None:
-            continue  # a previous problem carried over untested: it says nothing about this round
-        g = _key_part(r.get("grade")) if _isnum(r.get("grade")) else None
-        key = (g, r.get("indicator"))
-        sev = _txt(r.get("severity"))
-        sev = sev if sev in SEVERITY_ORDER else "中"
-        ref = _benchmark_label(r.get("evidence"))
-        old = out.get(key)
-        if old is None or SEVERITY_ORDER.index(sev) < SEVERITY_ORDER.index(old["severity"]):
-            out[key] = {"severity": sev, "reference": ref}
-    return out
-
-
-def _benchmark_label(evidence: Any) -> str:
-    try:
-        obj = json.loads(evidence) if isinstance(evidence, str) else None
-    except ValueError:
-        return ""
-    label = _txt(obj.get("benchmark_label")) if isinstance(obj, dict) else ""
-    if label in ("全国", "全省", "全省（区）"):
-        return label.replace("（区）", "")
-    if label.startswith("配置"):  # the configured ceiling / target when no benchmark is printed
-        return label[2:]
-    return label
-
-
-def _problem_section(f: Fmt, probs: pd.DataFrame, first_round: bool = False) -> dict:
-    """The problem list; in a first round the 较上轮 column says 首轮 (nothing to compare with)."""
-    overview, details, is_school = [], [], []
-    school_level = 0
-    for r in probs.to_dict("records"):
-        ind = _txt(r.get("indicator"))
-        kind = kind_of(ind)
-        title = _txt(r.get("title")) or schemas.INDICATOR_LABELS.get(ind, ind)
-        prev = PREVIOUS_STATUS_LABELS.get(
-            _txt(r.get("previous_status")), _txt(r.get("previous_status")) or MISSING
-        )
-        if first_round:
-            prev = "首轮"
-        overview.append([
-            _txt(r.get("problem_id")), title, _txt(r.get("severity")) or MISSING,
-            _txt(r.get("responsible_unit")) or MISSING, prev,
-            STATUS_LABELS.get(_txt(r.get("status")).lower(), _txt(r.get("status")) or MISSING),
-        ])  # fmt: skip
-        ev = parse_evidence(r.get("evidence"))
-        is_school.append(bool(ev["rows"]) and all("n_met" in e for e in ev["rows"]))
-        if is_school[-1]:
-            # a school-level problem: listed in the overview and in 均衡状况's failing-school table;
-            # its evidence lives in the workbook, so the page is not filled with one block per school
-            school_level += 1
-            continue
-        ev_rows = [_evidence_row(f, e, ind) for e in ev["rows"]]
-        ev_rows += [
-            _evidence_row(f, {**b, "indicator": b.get("indicator") or ind}, ind)
-            for b in ev["benchmark_rows"]
-        ]
-        prev_text = ""
-        pv = ev["previous"]
-        if pv:
-            prev_text = f"上一轮（{_txt(pv.get('year'))}年，{_txt(pv.get('problem_id'))}）数值 {f.num(pv.get('value'), kind)}"
-            if _num(pv.get("change_q")) is not None:
-                prev_text += f"，变化检验 q = {f.p(pv.get('change_q'))}"
-        details.append(
-            {
-                "id": _txt(r.get("problem_id")),
-                "title": title,
-                "domain": DOMAIN_LABELS.get(_txt(r.get("domain")), _txt(r.get("domain"))),
-                "severity": _txt(r.get("severity")) or MISSING,
-                "facts": [
-                    ("数值", f.num(r.get("value"), kind)),
-                    ("参照值", f.num(r.get("benchmark"), kind)),
-                    ("差距", f.spread(r.get("gap"), kind)),
-                    ("标准误", f.spread(r.get("se"), kind)),
-                    ("p 值", f.p(r.get("p_value"))),
-                    ("q 值（BH 校正）", f.p(r.get("q_value"))),
-                ],
-                "evidence": _table(
-                    ["年份", "对象", "指标", "范围", "数值", "标准误", "学生数", "学校数"], ev_rows
-                ),
-                "note": ev["note"],
-                "cause": ev["cause_hint"],
-                "previous_text": prev_text,
-                "unit": _txt(r.get("responsible_unit")) or MISSING,
-                "deadline": _txt(r.get("deadline")) or MISSING,
-                "previous": prev,
-            }
-        )
-    prev_counts = []
-    if not first_round and not probs.empty and "previous_status" in probs:
-        vc = probs["previous_status"].fillna("").value_counts()  # a count of rows
-        for code, label in PREVIOUS_STATUS_LABELS.items():
-            if code in vc.index:
-                prev_counts.append((label, int(vc[code])))
-    sev_counts = []
-    if not probs.empty:
-        vc = probs["severity"].fillna("").value_counts()
-        sev_counts = [(s, int(vc[s])) for s in SEVERITY_ORDER if s in vc.index]
-    rechecked = [
-        row
-        for row, r in zip(overview, probs.to_dict("records"), strict=True)
-        if _txt(r.get("previous_status")) not in ("", "new")
-    ]
-    deadlines = sorted({_txt(r.get("deadline")) or MISSING for r in probs.to_dict("records")})
-    one_deadline = deadlines[0] if len(deadlines) == 1 else None
-    main = [row for row, sch in zip(overview, is_school, strict=True) if not sch]
-    schools = [row for row, sch in zip(overview, is_school, strict=True) if sch]
-    school_units = sorted({row[3] for row in schools})
-    cols = ["编号", "问题", "程度", "责任单位", "较上轮", "状态"]
-    if one_deadline is None:  # deadlines differ: one column each
-        deadline_of = [_txt(r.get("deadline")) or MISSING for r in probs.to_dict("records")]
-        main = [
-            [*row, d]
-            for row, d, sch in zip(overview, deadline_of, is_school, strict=True)
-            if not sch
-        ]
-        cols_main = [*cols, "整改时限"]
-    else:
-        cols_main = cols
-    if len(school_units) == 1:  # one unit for every school: said once, not per row
-        schools = [[*row[:3], *row[4:]] for row in schools]
-        cols_school = ["编号", "问题", "程度", "较上轮", "状态"]
-    else:
-        cols_school = cols
-
-    def aligned(columns: list[str]) -> list[str]:
-        return [
-            "t id" if c == "编号" else "t wrap" if c in ("问题", "责任单位") else "t"
-            for c in columns
-        ]
-
-    return {
-        "overview": _table(cols_main, main, align=aligned(cols_main)),
-        "school_overview": _table(cols_school, schools, align=aligned(cols_school)),
-        "school_unit": school_units[0] if len(school_units) == 1 else "",
-        "deadline": one_deadline or "",
-        "details": details,
-        "n_school_level": school_level,
-        "n": len(overview),
-        "severity_counts": sev_counts,
-        "previous_counts": prev_counts,
-        "first_round": first_round,
-        "first_round_text": FIRST_ROUND_TEXT,
-        "rechecked": _table(cols, rechecked, align=aligned(cols)),
-    }
-
-
-def _evidence_row(f: Fmt, e: Mapping, default_indicator: str) -> list[str]:
-    """One evidence row: an indicator row, a resource CV row, a school row or a benchmark row."""
-    hidden = _flag(e.get("suppressed"))
-    ind = _txt(e.get("indicator")) or default_indicator
-    gv = _txt(e.get("group_var"))
-    what = schemas.INDICATOR_LABELS.get(ind, schemas.RESOURCE_INDICATORS.get(ind, ind))
-    if gv:
-        what += f"（{schemas.GROUP_VAR_LABELS.get(gv, gv)}：{group_label(gv, _txt(e.get('group_value')))}）"
-    scope = schemas.SCOPE_LABELS.get(_txt(e.get("scope")), _txt(e.get("scope"))) or "本县"
-    if "n_met" in e:  # a school of school_compliance
-        obj = f"{_txt(e.get('school_name'))}（{_txt(e.get('school_id'))}）"
-        return [
-            _txt(e.get("year")),
-            obj,
-            "资源配置达标项数",
-            scope,
-            f"{_n(e, 'n_met')} 项",
-            MISSING,
-            MISSING,
-            MISSING,
-        ]
-    if "cv" in e:  # a resource_balance row
-        stage = schemas.STAGE_LABELS.get(_txt(e.get("stage")), _txt(e.get("stage")))
-        return [
-            _txt(e.get("year")),
-            stage,
-            f"{ind} 差异系数",
-            scope,
-            f.num(e.get("cv"), "rate"),
-            MISSING,
-            MISSING,
-            _n(e, "n_schools"),
-        ]
-    kind = kind_of(ind)
-    obj = cell_label(e.get("grade"), _txt(e.get("subject"))) if _isnum(e.get("grade")) else ""
-    value = e.get("estimate", e.get("value"))
-    return [
-        _txt(e.get("year")), obj, what, scope,
-        SUPPRESSED if hidden else f.num(value, kind),
-        SUPPRESSED if hidden else f.spread(e.get("se"), kind),
-        _n(e, "n_students") if "n_students" in e else MISSING,
-        _n(e, "n_schools") if "n_schools" in e else MISSING,
-    ]  # fmt: skip
+    sev = _txt((problem or {}).get("severity"))
+    if test is None:
+        if sev:
+            out = light("fail" if sev == "高" else "warn", f"已列入问题清单（{sev}）")
+            return {**out, "short": f"已列入问题清单，{sev}"}
+        return {**light("na", UNTESTED), "short": UNTESTED}
+    return comparison_light(test, sev)
 
 
 def _findings(
-    f: Fmt, lk: Lookup, year, county, cells, q_grades, resources, problems, rules: ViewRules
+    f: Fmt,
+    lk: Lookup,
+    cmp: Comparisons,
+    year,
+    county,
+    cells,
+    q_grades,
+    resources,
+    problems,
+    overall,
+    rules: ViewRules,
 ) -> list[str]:
     """Key findings as short sentences, every number taken from a row shown elsewhere in the report."""
+    need = schemas.LEVEL_LABELS.get(rules.quality_min_level, rules.quality_min_level).split()[0]
     out = []
+    if cells:
+        out.append(
+            f"优质均衡质量指标（各年级学科学业水平达到{need}级以上且校际差异率低于 "
+            f"{rules.quality_sdr_max:g}）：{overall['text']}。"
+        )
     for g, s in cells:
         label = cell_label(g, s)
         mean = lk.get(year, county, g, s, "mean_score")
@@ -1261,6 +804,9 @@ def _findings(
         text = f"{label}平均成绩 {f.est(mean, 'score')}（95%置信区间 {f.ci(mean, 'score')}）"
         if nat is not None:
             text += f"，全国 {f.est(nat, 'score')}"
+        test = cmp.get(year, county, g, s, "mean_score", "MEAN")
+        if test is not None:
+            text += f"，{verdict_label(test)}"
         if med is not None and not med.get("suppressed"):
             text += f"；中等及以上比例 {f.est(med, 'percent')}"
         out.append(text + "。")
@@ -1276,21 +822,28 @@ def _findings(
         row = lk.get(year, county, g, "", "pct_homework_over_limit")
         if row is not None and not row.get("suppressed"):
             nat = lk.benchmark("nation", year, county, g, "", "pct_homework_over_limit")
+            test = cmp.get(year, county, g, "", "pct_homework_over_limit", "HOMEWORK")
+            extra = [f"全国 {f.est(nat, 'percent')}"] if nat else []
+            if test is not None:
+                extra.append(verdict_label(test))
             text = f"{schemas.GRADE_LABELS.get(g, g)}学生书面作业超时比例 {f.est(row, 'percent')}"
-            out.append(text + (f"（全国 {f.est(nat, 'percent')}）。" if nat else "。"))
+            out.append(text + (f"（{'，'.join(extra)}）。" if extra else "。"))
+    closeouts = (
+        f"上一轮问题中 {problems['n_closeouts']} 项已达标，建议销号（不计入问题数）"
+        if problems["n_closeouts"]
+        else ""
+    )
     if problems["n"]:
         sev = "、".join(f"{s} {n} 项" for s, n in problems["severity_counts"])
         text = f"本轮问题清单共 {problems['n']} 项" + (f"（严重程度：{sev}）" if sev else "")
-        prev = [
-            (lab, n)
-            for lab, n in problems["previous_counts"]
-            if lab != PREVIOUS_STATUS_LABELS["new"]
-        ]
+        prev = [(lab, n) for lab, n in problems["previous_counts"] if "建议销号" not in lab]
         if prev:
             text += "；与上一轮相比：" + "、".join(f"{lab} {n} 项" for lab, n in prev)
-        out.append(text + "。")
+        out.append(text + (f"；另有{closeouts}" if closeouts else "") + "。")
     else:
-        out.append("本轮未发现需列入问题清单的问题。")
+        out.append(
+            "本轮未发现需列入问题清单的问题" + (f"；{closeouts}" if closeouts else "") + "。"
+        )
     return out
 
 
@@ -1458,143 +1011,26 @@ def summary_view(
     monitoring: MonitoringParams,
     rules: ViewRules,
 ) -> dict:
+    """Everything the city summary shows for one round: the counties side by side (code order,
+    never ranked) and the pooled row of all sample counties (样本县合计)."""
     f = Fmt(rules)
     city = monitoring.city_code
-    cells_all: list[tuple[int, str]] = []
-    for c in [*counties, city]:
-        for cell in subject_cells(inp.indicators, year, c, monitoring):
-            if cell not in cells_all:
-                cells_all.append(cell)
-    cells_all.sort(
-        key=lambda p: (
-            p[0],
-            list(monitoring.rotation.get(year, {}).get(p[0], ())).index(p[1])
-            if p[1] in monitoring.rotation.get(year, {}).get(p[0], ())
-            else 99,
-            p[1],
-        )
-    )
+    thr = rules.quality_sdr_max
+    cells = _summary_cells(inp.indicators, year, [*counties, city], monitoring)
     units = [(c, monitoring.county_name(c)) for c in counties]
     has_city = not inp.indicators[
         (inp.indicators["year"] == year) & (inp.indicators["county_code"] == city)
     ].empty
     if has_city:
-        units.append((city, "全市（合并）"))
-
-    ach_tables, mean_chart, sdr_chart = [], [], []
-    for g, s in cells_all:
-        label = cell_label(g, s)
-        rows = []
-        for code, name in units:
-            mean = lk.get(year, code, g, s, "mean_score")
-            sdr = lk.get(year, code, g, s, "school_difference_rate")
-            rows.append([
-                name, f.est(mean, "score"), f.ci(mean, "score"),
-                f.est(lk.get(year, code, g, s, "pct_medium_or_above"), "percent"),
-                f.est(lk.get(year, code, g, s, "pct_good_or_above"), "percent"),
-                f.est(lk.get(year, code, g, s, "achievement_level"), "level"),
-                f.est(sdr, "rate"), _n(mean, "n_students"), _n(mean, "n_schools"),
-            ])  # fmt: skip
-            mean_chart.append(
-                (
-                    f"{label}·{name}",
-                    {
-                        "county": _point(mean),
-                        "nation": _point(lk.benchmark("nation", year, code, g, s, "mean_score")),
-                    },
-                )
-            )
-            if code != city:
-                sdr_chart.append((f"{label}·{name}", {"county": _point(sdr)}))
-        for scope, scope_label in (("province", "全省"), ("nation", "全国")):
-            ref_county = counties[0] if counties else city
-            b = lk.benchmark(scope, year, ref_county, g, s, "mean_score")
-            if b is not None:
-                rows.append(
-                    [
-                        scope_label,
-                        f.est(b, "score"),
-                        "",
-                        f.est(
-                            lk.benchmark(scope, year, ref_county, g, s, "pct_medium_or_above"),
-                            "percent",
-                        ),
-                        "",
-                        "",
-                        "",
-                        "",
-                        "",
-                    ]
-                )
-        ach_tables.append(
-            {
-                "label": label,
-                "table": _table(
-                    [
-                        "区县",
-                        "平均成绩",
-                        "95%置信区间",
-                        "中等及以上",
-                        "良好及以上",
-                        "学业水平",
-                        "校际差异率",
-                        "学生数",
-                        "学校数",
-                    ],
-                    rows,
-                ),
-            }
-        )
-
-    res_rows = []
-    for code, name in units:
-        if code == city:
-            continue
-        r = _resources(f, inp, year, code, rules)
-        parts = []
-        for st, (n_pass, n_all) in r["n_pass_by_stage"].items():
-            parts.append(f"{schemas.STAGE_LABELS.get(st, st)} {n_pass}/{n_all}")
-        schools = [f"{c['stage']} {c['n_pass']}/{c['n']}" for c in r["school_counts"]]
-        res_rows.append([name, "；".join(parts) or MISSING, "；".join(schools) or MISSING])
-
-    burden_rows = []
+        units.append((city, POOLED_NAME))
+    ach_tables, mean_chart = _summary_achievement(f, lk, year, cells, units, counties, city)
+    sdr_table, sdr_chart = _summary_sdr(f, lk, year, cells, units, city, thr)
     grades = sorted({g for c, _ in units for g in questionnaire_grades(inp.indicators, year, c)})
-    for g in grades:
-        for code, name in units:
-            burden_rows.append(
-                [
-                    schemas.GRADE_LABELS.get(g, str(g)),
-                    name,
-                    *[f.est(lk.get(year, code, g, "", ind)) for ind in BURDEN_INDICATORS],
-                ]
-            )
-        nat_ref = counties[0] if counties else city
-        nat = [lk.benchmark("nation", year, nat_ref, g, "", ind) for ind in BURDEN_INDICATORS]
-        if any(n is not None for n in nat):
-            burden_rows.append(
-                [schemas.GRADE_LABELS.get(g, str(g)), "全国", *[f.est(n, "percent") for n in nat]]
-            )
-
     first = is_first_round(inp, year)
-    prev_codes = [] if first else list(PREVIOUS_STATUS_LABELS)
-    prob_rows = []
-    for code, name in units:
-        if code == city:
-            continue
-        p = _problems_for(inp.problems, year, code)
-        sev = p["severity"].fillna("").value_counts() if not p.empty else pd.Series(dtype="int64")
-        prev = (
-            p["previous_status"].fillna("").value_counts()
-            if not p.empty
-            else pd.Series(dtype="int64")
-        )
-        prob_rows.append([
-            name, str(len(p)), *[str(int(sev.get(s, 0))) for s in SEVERITY_ORDER],
-            *[str(int(prev.get(k, 0))) for k in prev_codes],
-        ])  # fmt: skip
+    names = {c: monitoring.county_name(c) for c in counties}
     return {
         "overview": _summary_overview(
-            f, inp, lk, year, counties, cells_all, grades, rules, monitoring, first
+            f, inp, lk, year, counties, cells, grades, rules, monitoring, first
         ),
         "kind": "summary",
         "year": year,
@@ -1603,23 +1039,163 @@ def summary_view(
         "achievement": ach_tables,
         "mean_chart_rows": mean_chart,
         "sdr_chart_rows": sdr_chart,
-        "resources": _table(
-            ["区县", "差异系数达标指标数（达标/总数）", "达标学校数（达标/总数）"], res_rows
-        ),
-        "burden": _table(
-            ["年级", "区县", *[schemas.INDICATOR_LABELS[i] for i in BURDEN_INDICATORS]], burden_rows
-        ),
-        "problems": _table(
-            ["区县", "问题数", "高", "中", "低", *[PREVIOUS_STATUS_LABELS[k] for k in prev_codes]],
-            prob_rows,
-        ),
+        "sdr": sdr_table,
+        "resources": _summary_resources(f, inp, year, names, rules),
+        "burden": _summary_burden(f, lk, year, grades, units, counties, city, has_city),
+        **_summary_problems(f, inp.problems, year, counties, names, first),
         "first_round": first,
         "first_round_text": FIRST_ROUND_TEXT,
         "quality": data_quality(inp.quarantine, inp.validation_summary, year, None),
+        "four_domains": FOUR_DOMAINS_NOTE.format(thr=f"{thr:g}"),
     }
 
 
-_SHORT_CONCLUSION = {"na": "", "pass": "", "warn": "列入问题清单", "fail": "列入问题清单"}
+def _summary_cells(ind: pd.DataFrame, year, codes, monitoring: MonitoringParams) -> list:
+    """(grade, subject) pairs of any county (or the pooled row), in the rotation's order."""
+    cells: list[tuple[int, str]] = []
+    for c in codes:
+        for cell in subject_cells(ind, year, c, monitoring):
+            if cell not in cells:
+                cells.append(cell)
+    rotation = monitoring.rotation.get(year, {})
+    return sorted(
+        cells,
+        key=lambda p: (
+            p[0],
+            list(rotation.get(p[0], ())).index(p[1]) if p[1] in rotation.get(p[0], ()) else 99,
+            p[1],
+        ),
+    )
+
+
+def _summary_achievement(f: Fmt, lk: Lookup, year, cells, units, counties, city):
+    """One table per grade × subject (counties, 样本县合计, province, nation) and the mean chart."""
+    tables, chart = [], []
+    ref_county = counties[0] if counties else city
+    for g, s in cells:
+        label = cell_label(g, s)
+        rows = []
+        for code, name in units:
+            mean = lk.get(year, code, g, s, "mean_score")
+            rows.append([
+                name, f.est(mean, "score"), f.ci(mean, "score"),
+                f.est(lk.get(year, code, g, s, "pct_medium_or_above"), "percent"),
+                f.est(lk.get(year, code, g, s, "pct_good_or_above"), "percent"),
+                f.est(lk.get(year, code, g, s, "achievement_level"), "level"),
+                _n(mean, "n_students"), _n(mean, "n_schools"),
+            ])  # fmt: skip
+            nat = lk.benchmark("nation", year, code, g, s, "mean_score")
+            chart.append((f"{label}·{name}", {"county": _point(mean), "nation": _point(nat)}))
+        for scope, scope_label in (("province", "全省"), ("nation", "全国")):
+            b = lk.benchmark(scope, year, ref_county, g, s, "mean_score")
+            if b is not None:
+                med = lk.benchmark(scope, year, ref_county, g, s, "pct_medium_or_above")
+                rows.append([scope_label, f.est(b, "score"), "", f.est(med, "percent"), "", "", "", ""])  # fmt: skip
+        columns = ["区县", "平均成绩", "95%置信区间", "中等及以上", "良好及以上", "学业水平",
+                   "学生数", "学校数"]  # fmt: skip
+        pooled = any(code == city for code, _ in units)
+        tables.append(
+            {"label": label, "table": _table(columns, rows, note=POOLED_SHORT_NOTE if pooled else None)}
+        )  # fmt: skip
+    return tables, chart
+
+
+def _summary_sdr(f: Fmt, lk: Lookup, year, cells, units, city, thr: float):
+    """校际差异率 of every county (official and local side by side, with the verdict) and of the
+    pooled row (the number only: its verdict is "—", explained in the note)."""
+    rows, shown, pooled_cells, chart = [], [], [], []
+    for g, s in cells:
+        label = cell_label(g, s)
+        first = True
+        for code, name in units:
+            pooled = code == city
+            c = sdr_cell(f, lk, year, code, g, s, thr, pooled=pooled)
+            if c["official"] is None and c["local"] is None:
+                continue
+            if pooled:
+                pooled_cells.append((len(rows), 6))  # its verdict column
+            else:
+                chart.append((f"{label}·{name}", {"county": c["point"]}))
+            shown.append(c)
+            rows.append([
+                label if first else "", name, c["official_text"], c["local_text"], c["ci"],
+                _n(c["local"] if c["local"] is not None else c["official"], "n_schools"),
+                c["light"]["text"],
+            ])  # fmt: skip
+            first = False
+    table = _sdr_table(
+        ["年级学科", "区县", "官方值", "本地估计", "本地估计 95%置信区间", "学校数",
+         f"是否低于 {thr:g}"],
+        rows,
+        shown,
+        official_col=2,
+        note=_sdr_note(shown, POOLED_NOTE if pooled_cells else ""),
+        not_suppressed=pooled_cells,
+    )  # fmt: skip
+    return table, chart
+
+
+def _summary_resources(f: Fmt, inp: Inputs, year, names: Mapping, rules: ViewRules) -> dict:
+    rows = []
+    for code, name in names.items():
+        r = _resources(f, inp, year, code, rules)
+        cvs = [f"{schemas.STAGE_LABELS.get(st, st)} {n_pass}/{n_all}"
+               for st, (n_pass, n_all) in r["n_pass_by_stage"].items()]  # fmt: skip
+        schools = [f"{c['stage']} {c['n_pass']}/{c['n']}" for c in r["school_counts"]]
+        rows.append([
+            name, "；".join(cvs) or MISSING, "；".join(schools) or MISSING
+        ])  # fmt: skip
+    return _table(["区县", "差异系数达标指标数（达标/总数）", "达标学校数（达标/总数）"], rows)
+
+
+def _summary_burden(f: Fmt, lk: Lookup, year, grades, units, counties, city, has_city) -> dict:
+    rows = []
+    nat_ref = counties[0] if counties else city
+    for g in grades:
+        grade = schemas.GRADE_LABELS.get(g, str(g))
+        for code, name in units:
+            rows.append(
+                [grade, name, *[f.est(lk.get(year, code, g, "", i)) for i in BURDEN_INDICATORS]]
+            )
+        nat = [lk.benchmark("nation", year, nat_ref, g, "", i) for i in BURDEN_INDICATORS]
+        if any(n is not None for n in nat):
+            rows.append([grade, "全国", *[f.est(n, "percent") for n in nat]])
+    return _table(
+        ["年级", "区县", *[schemas.INDICATOR_LABELS[i] for i in BURDEN_INDICATORS]],
+        rows,
+        note=POOLED_SHORT_NOTE if has_city and rows else None,
+    )
+
+
+def _summary_problems(f: Fmt, problems, year, counties, names: Mapping, first: bool) -> dict:
+    """问题数 per county (problems only: 待整改 / 整改中) by severity and 与上一轮相比, the
+    close-outs (建议销号) counted in their own column and listed in their own table; closed
+    school items are only counted here (their names are in the county reports)."""
+    prev_codes = [] if first else list(PROBLEM_PREVIOUS)
+    rows, closeouts = [], []
+    for code in counties:
+        open_, closed = split(problems_for(problems, year, code))
+        closeouts.append(closed)
+        sev = open_["severity"].fillna("").value_counts()  # counts of rows
+        prev = open_["previous_status"].fillna("").value_counts()
+        rows.append([
+            names.get(code, code), str(len(open_)), *[str(int(sev.get(s, 0))) for s in SEVERITY_ORDER],
+            *[str(int(prev.get(k, 0))) for k in prev_codes], *([] if first else [str(len(closed))]),
+        ])  # fmt: skip
+    closed = pd.concat(closeouts) if closeouts else pd.DataFrame(columns=["rule_id"])
+    school = closed["rule_id"].astype(str).eq("SCHOOL")
+    school_counts = [
+        f"{names.get(c, c)} {n} 所"
+        for c, n in closed[school].groupby("county_code", sort=True).size().items()
+    ]
+    columns = ["区县", "问题数", "高", "中", "低", *[previous_label(k) for k in prev_codes],
+               *([] if first else ["建议销号"])]  # fmt: skip
+    return {
+        "problems": _table(columns, rows),
+        "closeouts": closeout_table(f, closed[~school], names) if (~school).any() else None,
+        "school_closeouts": "、".join(school_counts),
+        "closeout_title": CLOSEOUT_TITLE,
+    }
 
 
 def _summary_overview(
@@ -1636,34 +1212,46 @@ def _summary_overview(
 ) -> dict:
     """The summary's 摘要: one column per county (administrative-code order, never ranked).
 
-    Every cell is a value of an indicator / resource / problem row or a count of rows.
+    Every cell is a value of an indicator / resource / problem / comparison row, a count of rows,
+    or the 优质均衡 quality verdict of :mod:`pipeline.report.verdicts`.
     """
     counties = sorted(counties)
+    thr = rules.quality_sdr_max
+    cmp = Comparisons(inp.comparisons)
     rows: list[list[str]] = []
-    any_unsure = False
+    any_unsure = any_nonpos = False
+    items = {
+        c: [quality_item(f, lk, year, c, g, s, rules) for g, s in cells if _has_cell(lk, year, c, g, s)]
+        for c in counties
+    }  # fmt: skip
+    need = schemas.LEVEL_LABELS.get(rules.quality_min_level, rules.quality_min_level).split()[0]
+    rows.append(
+        [
+            f"优质均衡质量指标（各年级学科均须学业水平{need}级以上且校际差异率 < {thr:g}）",
+            *[quality_overall(items[c])["text"] for c in counties],
+        ]
+    )
     for g, s in cells:
         label = cell_label(g, s)
-        rows.append(
-            [
-                f"{label} 学业水平",
-                *[f.est(lk.get(year, c, g, s, "achievement_level"), "level") for c in counties],
-            ]
-        )
+        levels = [f.est(lk.get(year, c, g, s, "achievement_level"), "level") for c in counties]
         cells_sdr = []
         for c in counties:
-            sdr = lk.get(year, c, g, s, "school_difference_rate")
-            st = _quality_sdr_light(sdr, rules)["state"]
+            sc = sdr_cell(f, lk, year, c, g, s, thr)
+            st = sc["light"]["state"]
             word = {"pass": "（达标）", "fail": "（未达标）"}.get(st, "")
-            if word and _sdr_verdict(sdr, rules.quality_sdr_max) == "unsure":
+            if word and sc["unsure"]:
                 word = word[:-1] + UNSURE_MARK + "）"
                 any_unsure = True
-            shown = (
-                f.num_against(sdr["estimate"], "rate", rules.quality_sdr_max)
-                if word
-                else f.est(sdr, "rate")
-            )
-            cells_sdr.append(shown + word)
-        rows.append([f"{label} 校际差异率（< {rules.quality_sdr_max:g}）", *cells_sdr])
+            any_nonpos |= sc["nonpos"] and sc["basis"] == "local"
+            where = "官方 " if sc["basis"] == "official" else ""
+            cells_sdr.append(where + sc["shown"] + word)
+        # one row per grade × subject: the level above the 校际差异率 (the two parts of the item)
+        rows.append(
+            [
+                f"{label}\n学业水平；校际差异率（< {thr:g}）",
+                *[f"{lv}\n{sd}" for lv, sd in zip(levels, cells_sdr, strict=True)],
+            ]
+        )
     res = {c: _resources(f, inp, year, c, rules) for c in counties}
     stages = [st for st in STAGE_ORDER if any(st in res[c]["n_pass_by_stage"] for c in counties)]
     for st in stages:
@@ -1676,6 +1264,7 @@ def _summary_overview(
             f"{lab}达标学校（6 项及以上）",
             *[next((f"{x['n_pass']} / {x['n']} 所" for x in res[c]["school_counts"] if x["stage"] == lab), MISSING) for c in counties],
         ])  # fmt: skip
+    opened = {c: split(problems_for(inp.problems, year, c)) for c in counties}
     for g in grades:
         for ind in BURDEN_INDICATORS:
             vals = []
@@ -1684,50 +1273,60 @@ def _summary_overview(
                 if row is None:
                     vals.append(MISSING)
                     continue
-                flag = _flagged_indicators(_problems_for(inp.problems, year, c))
-                lt = burden_conclusion(
-                    f, ind, row, lk.benchmark("nation", year, c, g, "", ind),
-                    flag.get((g, ind)) or flag.get((None, ind)),
-                )  # fmt: skip
+                open_ = opened[c][0]
+                test = cmp.get(year, c, g, "", ind, BURDEN_RULES[ind])
+                problem = _burden_problem(test, g, ind, open_by_id(open_), open_by_indicator(open_))
+                lt = burden_conclusion(f, ind, row, test, problem)
                 extra = f"（{lt['short']}）" if lt.get("short") else ""
                 vals.append(f.est(row, "percent") + extra)
             if any(v != MISSING for v in vals):
                 nat = lk.benchmark("nation", year, counties[0], g, "", ind) if counties else None
                 lab = f"{schemas.GRADE_LABELS.get(g, g)}{schemas.INDICATOR_LABELS[ind]}"
                 rows.append([lab + (f"（全国 {f.est(nat, 'percent')}）" if nat else ""), *vals])
-    sev_row, prev_row = (
-        ["问题数（高 / 中 / 低）"],
-        ["上一轮问题：" + " / ".join(list(PREVIOUS_STATUS_LABELS.values())[1:])],
-    )
+    later = list(PROBLEM_PREVIOUS[1:])
+    sev_row = ["问题数（高 / 中 / 低；不含建议销号）"]
+    prev_row = ["上一轮问题：" + " / ".join(previous_label(k) for k in later)]
+    close_row = ["上一轮问题已达标（建议销号）"]
     for c in counties:
-        p = _problems_for(inp.problems, year, c)
-        sev = p["severity"].fillna("").value_counts()  # counts of rows
-        prev = p["previous_status"].fillna("").value_counts()
+        open_, closed = opened[c]
+        sev = open_["severity"].fillna("").value_counts()  # counts of rows
+        prev = open_["previous_status"].fillna("").value_counts()
         sev_row.append(
-            f"{len(p)}（" + "/".join(str(int(sev.get(x, 0))) for x in SEVERITY_ORDER) + "）"
+            f"{len(open_)}（" + "/".join(str(int(sev.get(x, 0))) for x in SEVERITY_ORDER) + "）"
         )
-        prev_row.append(
-            "/".join(str(int(prev.get(k, 0))) for k in list(PREVIOUS_STATUS_LABELS)[1:])
-        )
+        prev_row.append("/".join(str(int(prev.get(k, 0))) for k in later))
+        close_row.append(f"{len(closed)} 项")
     rows.append(sev_row)
     if not first_round:
         rows.append(prev_row)
+        rows.append(close_row)
+    notes = [FOUR_DOMAINS_NOTE.format(thr=f"{thr:g}")]
+    if any_unsure:
+        notes.append(f"{UNSURE_MARK} 95% 置信区间包含 {thr:g}，达标与否尚难定论。")
+    if any_nonpos:
+        notes.append(NONPOS_NOTE)
+    if any(r[1:] and any(x.startswith("官方 ") for x in r[1:]) for r in rows):
+        notes.append("“官方”表示取自区县国家义务教育质量监测报告的数值，以其判定。")
+    if first_round:
+        notes.append(f"上一轮问题：{FIRST_ROUND_TEXT}。")
     # one row per item, one column per county: the county cells are centred so levels, rates with
     # their verdict and counts line up the same way in every column
     return {
         "table": _table(
             ["项目", *[monitoring.county_name(c) for c in counties]],
             rows,
-            note="".join(
-                [
-                    f"{UNSURE_MARK} 95% 置信区间包含 {rules.quality_sdr_max:g}，达标与否尚难定论。"
-                    if any_unsure
-                    else "",
-                    f"上一轮问题：{FIRST_ROUND_TEXT}。" if first_round else "",
-                ]
-            )
-            or None,
-            align=["t", *["c"] * len(counties)],
+            note=" ".join(notes),
+            align=["t wrap lines", *["c wrap lines"] * len(counties)],
+            widths=[20, *[80 // max(len(counties), 1)] * len(counties)],
         ),
         "codes": counties,
     }
+
+
+def _has_cell(lk: Lookup, year, county, grade, subject) -> bool:
+    """The county has any achievement row for the grade × subject (a summary cell may come from
+    another county)."""
+    return any(
+        lk.get(year, county, grade, subject, ind) is not None
+        for ind in ("achievement_level", "school_difference_rate", "mean_score")
+    )
