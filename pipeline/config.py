@@ -148,7 +148,8 @@ class Paths:
 
     @property
     def evidence_dir(self) -> Path:
-        """``<year>/rectification_evidence.xlsx``; published by the report stage under ``reports/``."""
+        """``<year>/ledger/<county_code>.xlsx`` and ``city.xlsx`` (整改台账); published by the report
+        stage under ``reports/<year>/ledger/``."""
         return self.processed / "evidence"
 
     # --- report ---------------------------------------------------------------------------------

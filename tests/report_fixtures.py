@@ -633,8 +633,8 @@ def write_project(
             (p.validation_pages / f"validation_{y}.html").write_text(
                 "<html><body>校验</body></html>", encoding="utf-8"
             )
-            (p.evidence_dir / str(y)).mkdir(parents=True, exist_ok=True)
-            (p.evidence_dir / str(y) / "rectification_evidence.xlsx").write_bytes(b"PK-fixture")
+            (p.evidence_dir / str(y) / "ledger").mkdir(parents=True, exist_ok=True)
+            (p.evidence_dir / str(y) / "ledger" / "450107.xlsx").write_bytes(b"PK-fixture")
     return t
 
 

@@ -33,8 +33,14 @@ from pipeline.evidence import (
 )
 
 _RAW = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-# the evidence section plus the standard that run() hands in from monitoring (declared once there)
-EVIDENCE_RAW = {**_RAW["evidence"], "icc_threshold": _RAW["monitoring"]["icc_threshold"]}
+# the evidence section plus the standards that run() hands in from monitoring and indicators
+# (declared once there)
+EVIDENCE_RAW = {
+    **_RAW["evidence"],
+    "icc_threshold": _RAW["monitoring"]["icc_threshold"],
+    "resource_thresholds": _RAW["indicators"]["resource_thresholds"],
+    "school_min_ratio_unmet": _RAW["indicators"]["school_min_ratio_unmet"],
+}
 PARAMS = build_params(EvidenceParams, EVIDENCE_RAW, "evidence")
 NAMES = {"450107": "西乡塘区", "450110": "武鸣区"}
 CITY = "450100"

@@ -178,11 +178,21 @@ def test_res_follows_the_indicators_verdict_and_threshold():
     assert "数据缺失" in f.loc["L3", "title"]
 
 
+# primary-school values meeting every standard of params.yaml (indicators.resource_thresholds)
+OK_PRIMARY = {"L1": 5.0, "L2": 1.2, "L3": 1.0, "L4": 5.0, "L5": 8.0, "L6": 2500.0, "L7": 2.5}
+
+
 def test_school_follows_the_indicators_verdict():
     out = problems(
         sc_rows=[
             # a missing quantity: indicators fails the school although 6 are met
-            school(school_id="S01", L3=np.nan, n_met=6, min_ratio_unmet=np.nan, passes=False),
+            school(
+                school_id="S01",
+                **{**OK_PRIMARY, "L3": np.nan},
+                n_met=6,
+                min_ratio_unmet=np.nan,
+                passes=False,
+            ),
             # indicators configured a looser rule: it passes there, so nothing here
             school(school_id="S02", n_met=5, min_ratio_unmet=0.9, passes=True),
         ]

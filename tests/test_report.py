@@ -68,14 +68,14 @@ def test_every_report_and_published_file_is_written(rendered):
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         [f"{c}.{ext}" for c in (*COUNTIES, "summary") for ext in ("html", "pdf")]
-        + ["validation.html", "rectification_evidence.xlsx"]
+        + ["validation.html", "ledger"]
     )
     p = Paths(root)
     assert (out / "validation.html").read_bytes() == (
         p.validation_pages / f"validation_{YEAR}.html"
     ).read_bytes()
-    assert (out / "rectification_evidence.xlsx").read_bytes() == (
-        p.evidence_dir / str(YEAR) / "rectification_evidence.xlsx"
+    assert (out / "ledger" / "450107.xlsx").read_bytes() == (
+        p.evidence_dir / str(YEAR) / "ledger" / "450107.xlsx"
     ).read_bytes()
     # nothing but the year folders: the whole reports/ folder is replaced, no temp files left behind
     assert sorted(x.name for x in p.reports.iterdir()) == [str(YEAR)]

@@ -74,8 +74,10 @@ def test_repro_builds_every_output_and_the_reports(dvc_round: Path):
             "summary.html",
             "summary.pdf",
             "validation.html",
-            "rectification_evidence.xlsx",
+            "ledger",
         } <= names
+        ledgers = {p.name for p in (dvc_round / "reports" / year / "ledger").iterdir()}
+        assert ledgers == {"city.xlsx", "450107.xlsx", "450110.xlsx", "450125.xlsx", "450181.xlsx"}
 
 
 def test_ingest_reconciles_and_writes_no_pii(dvc_round: Path):

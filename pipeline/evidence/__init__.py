@@ -5,11 +5,13 @@ validated ``county_reports`` (province / nation benchmarks; county-scope officia
 is no student-level estimate) and ``previous_problems`` (a hand-entered list); writes
 ``problems.parquet`` (:data:`pipeline.schemas.PROBLEMS`), ``comparisons.parquet``
 (:data:`pipeline.schemas.COMPARISONS`: every tested value against its benchmark, the source of every
-优于 / 差于 / 无显著差异 label of the reports) and ``evidence/<year>/rectification_evidence.xlsx``.
+优于 / 差于 / 无显著差异 label of the reports) and the 整改台账 ``evidence/<year>/ledger/<county>.xlsx``
+and ``city.xlsx`` (:mod:`.ledger`; filled ledgers under ``data/raw/ledger/`` are read back).
 
 Modules: :mod:`.rules` (candidate rules and their tests), :mod:`.identity` (problem ids),
 :mod:`.merge` (one object per problem), :mod:`.tracking` (rounds linked, statuses, close-outs,
-trend), :mod:`.text` (Chinese wording), :mod:`.workbook`, :mod:`.inference` (tests, BH).
+trend), :mod:`.text` (Chinese wording), :mod:`.ledger` (整改台账 and its round trip),
+:mod:`.inference` (tests, BH).
 
 Rules (ids, Chinese title templates, domains, units and thresholds in ``params.yaml`` ``evidence:``)
 ------------------------------------------------------------------------------------------------
@@ -97,12 +99,11 @@ from pipeline.evidence.rules import (
 )
 from pipeline.evidence.text import evidence_text, responsible, to_json
 from pipeline.evidence.tracking import History, link_rounds
-from pipeline.evidence.workbook import evidence_workbooks
 from pipeline.io import outputs, read_parquet
 
 __all__ = [
     "EvidenceParams", "Rule", "Severity", "Units", "bh_qvalues", "build_problems", "candidates",
-    "comparisons", "design_df", "evidence_text", "evidence_workbooks", "run", "stage_params",
+    "comparisons", "design_df", "evidence_text", "ledger_books", "run", "stage_params",
     "z_test",
 ]  # fmt: skip
 
@@ -363,7 +364,6 @@ def run(ctx: RunContext) -> None:
     problems, comps = _problems_and_comparisons(
         indicators, rb, sc, cr, prev, params, dict(mon.counties), str(mon.city_code)
     )
-    books = evidence_workbooks(problems, sc, params, dict(mon.counties), str(mon.city_code))
     filled = sorted(paths.raw_ledger.glob("*.xlsx")) if paths.raw_ledger.is_dir() else []
     filled = [f for f in filled if not f.name.startswith("~$")]  # Excel's lock files
     entries, as_of = read_entries(filled, ctx.root)
@@ -377,11 +377,7 @@ def run(ctx: RunContext) -> None:
         out.parquet(problems, paths.problems)
         out.parquet(comps, paths.comparisons)
         folder = out.directory(paths.evidence_dir)
-        with ctx.step("写出问题清单与整改台账", len(books) + len(ledgers)) as advance:
-            for year, data in books.items():
-                (folder / str(year)).mkdir(parents=True, exist_ok=True)
-                (folder / str(year) / "rectification_evidence.xlsx").write_bytes(data)
-                advance(1)
+        with ctx.step("写出整改台账", len(ledgers)) as advance:
             for (year, name), data in ledgers.items():
                 (folder / str(year) / "ledger").mkdir(parents=True, exist_ok=True)
                 (folder / str(year) / "ledger" / f"{name}.xlsx").write_bytes(data)

@@ -148,7 +148,7 @@ def school_unmet_text(sections: list[dict]) -> str:
                 f"（标准{fmt(d['standard'], nd)}{u}，为标准的{pct}%）"
             )
         items += [f"{schemas.RESOURCE_INDICATORS[d['indicator']]}无数据" for d in nodata]
-        head = f"7项中{len(unmet)}项未达标" if unmet else "未达标项不明"
+        head = f"7项中{len(unmet)}项未达标" if unmet else "逐项数值未见未达标项（请核对学校达标表）"
         if nodata:
             head += f"、{len(nodata)}项无数据"
         prefix = (

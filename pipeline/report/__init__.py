@@ -11,7 +11,7 @@ HTML to A4 PDF with WeasyPrint, embedding Noto Sans CJK SC (:mod:`pipeline.repor
 Everything is written under ``reports/`` as one all-or-nothing replacement of the folder:
 ``reports/<year>/<county_code>.html|.pdf``, ``summary.html|.pdf``, and the published copies
 ``validation.html`` (from ``data/processed/validation/pages/validation_<year>.html``) and
-``rectification_evidence.xlsx`` (from ``data/processed/evidence/<year>/``) when they exist.
+the 整改台账 folder ``ledger/`` (from ``data/processed/evidence/<year>/``) when they exist.
 """
 
 from __future__ import annotations
@@ -454,13 +454,13 @@ def run(ctx: RunContext) -> None:
             "指标表中没有任何监测年份的数据，无法生成报告。", hint="请检查前面环节的输出。"
         )
     validation_pages = {y: p.validation_pages / f"validation_{y}.html" for y in years}
-    evidence_files = {y: p.evidence_dir / str(y) / "rectification_evidence.xlsx" for y in years}
+    ledger_dirs = {y: p.evidence_dir / str(y) / "ledger" for y in years}
     n_docs = sum(len(counties_of_year(inp, y, ctx.monitoring.city_code)) + 1 for y in years)
     with ctx.step("生成 HTML 报告", n_docs) as advance:
         htmls = build_reports(
             inp, ctx.monitoring, params,
             has_validation={y: f.is_file() for y, f in validation_pages.items()},
-            has_evidence={y: f.is_file() for y, f in evidence_files.items()},
+            has_evidence={y: d.is_dir() for y, d in ledger_dirs.items()},
             advance=advance,
         )  # fmt: skip
     t_html = time.perf_counter()
@@ -481,8 +481,8 @@ def run(ctx: RunContext) -> None:
             (root / str(y)).mkdir(parents=True, exist_ok=True)
             if validation_pages[y].is_file():
                 shutil.copyfile(validation_pages[y], root / str(y) / "validation.html")
-            if evidence_files[y].is_file():
-                shutil.copyfile(evidence_files[y], root / str(y) / "rectification_evidence.xlsx")
+            if ledger_dirs[y].is_dir():
+                shutil.copytree(ledger_dirs[y], root / str(y) / "ledger")
     t_end = time.perf_counter()
     log.info(
         "报告：%d 个年份、%d 份 HTML%s，用时 %.1f 秒（HTML 与图表 %.1f 秒）→ %s",
