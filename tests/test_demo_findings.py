@@ -36,13 +36,20 @@ KEY = [
 
 
 @pytest.fixture(scope="module")
-def demo_round(tmp_path_factory, monkeypatch_module):
+def demo_root(tmp_path_factory, monkeypatch_module):
     root = tmp_path_factory.mktemp("demo_findings")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     monkeypatch_module.setenv("EQM_SALT", "test-salt")
     ctx = make_context(root, quiet=True)
     for stage in (demo, ingest, validate, indicators, evidence):
         stage.run(ctx)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_round(demo_root):
+    root = demo_root
+    ctx = make_context(root, quiet=True)
     truth = json.loads((root / "data/raw/demo_truth.json").read_text(encoding="utf-8"))
     problems = pd.read_parquet(root / "data/processed/problems.parquet")
     quarantine = pd.read_parquet(root / "data/processed/validation/quarantine.parquet")
@@ -184,3 +191,44 @@ def test_rounds_linked_on_the_demo(demo_round):
     gap = p20.set_index("problem_id")
     assert "GAP-450181-G4-moral-gender-female-male" in gap.index
     assert "方向相反" in gap.loc["GAP-450181-G4-moral-gender-female-male", "title"]
+
+
+def test_ledger_round_trip_on_the_demo(demo_root):
+    """Issue 12, "Done when": a clerk fills 整改措施 and 完成时限 for a 2020 problem in the county's
+    2020 ledger, the file goes to data/raw/ledger/ (README), and the rerun shows the same text on
+    that problem's 2020 and 2022 rows."""
+    import datetime as dt
+
+    import openpyxl
+
+    ledger = demo_root / "data/processed/evidence/2020/ledger/450181.xlsx"
+    wb = openpyxl.load_workbook(ledger)
+    ws = wb["整改台账"]
+    hdr = [c.value for c in ws[1]]
+    ws_rows = [r for r in ws.iter_rows(min_row=2) if r[0].value == "HOMEWORK-450181-G4"]
+    assert len(ws_rows) == 1
+    ws_rows[0][hdr.index("整改措施")].value = "建立作业公示制度，每月抽查"
+    ws_rows[0][hdr.index("完成时限")].value = dt.datetime(2023, 6, 30)
+    raw = demo_root / "data/raw/ledger"
+    raw.mkdir(parents=True, exist_ok=True)
+    wb.save(raw / "横州市2020年整改台账（已填报）.xlsx")
+    try:
+        evidence.run(make_context(demo_root, quiet=True))
+        for year in (2020, 2022):
+            for name in ("450181", "city"):
+                path = demo_root / f"data/processed/evidence/{year}/ledger/{name}.xlsx"
+                ws = openpyxl.load_workbook(path)["整改台账"]
+                hdr = [c.value for c in ws[1]]
+                row = next(r for r in ws.iter_rows(min_row=2, values_only=True)
+                           if r[0] == "HOMEWORK-450181-G4")  # fmt: skip
+                assert row[hdr.index("整改措施")] == "建立作业公示制度，每月抽查"
+                assert row[hdr.index("完成时限")] == dt.datetime(2023, 6, 30)
+        # only the county's own rows in its ledger
+        ws = openpyxl.load_workbook(
+            demo_root / "data/processed/evidence/2022/ledger/450181.xlsx"
+        )["整改台账"]
+        ids = [r[0] for r in ws.iter_rows(min_row=2, values_only=True)]
+        assert ids and all("-450181-" in i for i in ids)
+    finally:
+        shutil.rmtree(raw)
+        evidence.run(make_context(demo_root, quiet=True))

@@ -158,9 +158,15 @@ def test_icc_threshold_inclusive_and_severity():
         ind(indicator="school_difference_rate", estimate=0.15, se=0.05),
         ind(indicator="school_difference_rate", estimate=0.1499, se=0.05, subject="science"),
         ind(indicator="school_difference_rate", estimate=0.30, se=0.05, subject="chinese"),
+        # the severity boundary: a CI whose lower end is exactly 0.15 is "wholly at or above"
+        ind(indicator="school_difference_rate", estimate=0.25, se=0.05, subject="arts",
+            ci_low=0.15, ci_high=0.35),
+        ind(indicator="school_difference_rate", estimate=0.25, se=0.05, subject="english",
+            ci_low=0.1499, ci_high=0.35),
     ])  # fmt: skip
     f = fired(out, "ICC").set_index("subject")
-    assert set(f.index) == {"math", "chinese"}  # 0.15 is not "below 0.15"; 0.1499 is
+    assert (f.loc["arts", "severity"], f.loc["english", "severity"]) == ("高", "中")
+    assert set(f.index) == {"math", "chinese", "arts", "english"}  # 0.15 is not "below 0.15"
     assert f.loc["math", "severity"] == "中"  # CI 0.052..0.248 straddles 0.15
     assert f.loc["chinese", "severity"] == "高"  # CI 0.202..0.398 wholly above 0.15
     assert f.loc["math", "problem_id"] == "ICC-450107-G8-math"
