@@ -306,7 +306,10 @@ def test_gap_larger_than_nation(z, fires):
         ),  # t = −3.8, p = 0.0012: girls behind where the nation has them ahead
         (45.0, True, "excess"),  # t = 2.5, p = 0.0217: a larger gap on the national side
         (5.0, False, ""),  # t = −1.5, between 0 and +20: smaller than the nation's, not a problem
-        (-12.0, True, "reversed"),  # t = −3.2: even a county gap of −12 is a reversal
+        # −12 differs from +20 (t = −3.2) but is not itself below 0 (one-sided t19 p = 0.12):
+        # not a reversal, treated like a smaller gap (review finding: no jump at 0)
+        (-12.0, False, ""),
+        (-1.0, False, ""),
         (0.0, False, ""),  # t = −2.0, p = 0.0600 (R 2*pt(-2, 19)): not significant
     ],
 )
@@ -467,6 +470,12 @@ def test_bh_family_is_the_round():
                    bench + [cr(subject="chinese")])  # fmt: skip
     c = fired(out, "MEAN")
     assert set(c["subject"]) == {"science"}
+    # a rule that fires on its value (ICC) does not dilute the family: two ICC rows with p ≈ 0.8
+    # leave the MEAN q at 0.04388·2/2 (review finding H1)
+    icc = [ind(indicator="school_difference_rate", estimate=0.10, se=0.05, subject=s)
+           for s in ("arts", "english")]  # fmt: skip
+    out = problems(base + icc, bench)
+    assert set(fired(out, "MEAN")["subject"]) == {"math", "science"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -906,3 +915,74 @@ def test_targets_and_suggestions_are_filled_with_the_numbers():
         assert (out[col].str.len() > 10).all()
     assert s.loc["RES", "target"] == "小学每百名学生拥有高于规定学历教师数差异系数 ≤ 0.50"
     assert "40.0%" in s.loc["HOMEWORK", "suggestion"] and "20.0%" in s.loc["HOMEWORK", "suggestion"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Review findings: nothing open vanishes, nothing is closed on what was not judged
+# ------------------------------------------------------------------------------------------------
+
+
+def test_no_benchmark_this_round_is_not_a_close_out():
+    # 2020: 450 against the nation 500 (a problem); 2022: 440 but no national figure printed,
+    # so nothing was judged: not re-measured, carrying 450 (never 建议销号)
+    out = problems(
+        [ind(year=2020, estimate=450.0), ind(year=2022, estimate=440.0)], [cr(year=2020)]
+    )
+    r = out[out["year"] == 2022].iloc[0]
+    assert (r["previous_status"], r["status"], r["previous_value"]) == (
+        "not re-measured",
+        schemas.STATUS_OPEN,
+        450.0,
+    )
+
+
+def test_change_is_never_tested_across_two_indicators():
+    # 2020 fired on the level only (Ⅱ); 2022 has only a mean: the level was not re-measured
+    rows = [ind(year=2020, indicator="achievement_level", estimate=2.0, se=np.nan),
+            ind(year=2022, estimate=450.0, se=5.0)]  # fmt: skip
+    out = problems(rows, [cr(year=2022)])
+    r = out[out["year"] == 2022].iloc[0]
+    assert r["previous_status"] == "not re-measured" and r["previous_value"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("list_year", "expected"),
+    [(2021, "worse"), (2020, "worse"), (2019, "worse")],
+)
+def test_hand_lists_between_rounds_keep_eqm_problems(list_year, expected):
+    # eqm's 2020 math problem (470) and a hand list dated 2019, 2020 or 2021 with its own item:
+    # 2022 re-checks both (the 2020 problem: 470 -> 450 worse; the list's chinese item is not
+    # re-measured), whatever the list's year
+    rows = [ind(year=2020, estimate=470.0), ind(year=2022, estimate=450.0)]
+    bench = [cr(year=2020), cr(year=2022)]
+    out = problems(rows, bench, prev_rows=[prev(problem_id="NN-1", year=list_year,
+                                                subject="chinese")])  # fmt: skip
+    y22 = out[out["year"] == 2022].set_index("problem_id")
+    assert y22.loc["ACH-450107-G8-math", "previous_status"] == expected
+    assert y22.loc["ACH-450107-G8-chinese", "previous_problem_id"] == "NN-1"
+    assert y22.loc["ACH-450107-G8-chinese", "previous_status"] == "not re-measured"
+
+
+def test_two_hand_lists_before_the_only_computed_round_both_reach_it():
+    out = problems(
+        [ind(estimate=450.0)], [cr()],
+        prev_rows=[prev(problem_id="NN19", year=2019, subject="science"),
+                   prev(problem_id="NN20", year=2020, subject="chinese")],
+    )  # fmt: skip
+    assert set(out["previous_problem_id"]) >= {"NN19", "NN20"}
+
+
+def test_hand_list_written_differently_names_the_same_object():
+    # 小学 for primary, a school id read as a float: the same identity as eqm's own
+    out = problems(
+        rb_rows=[rb(cv=0.6, passes=False)],
+        prev_rows=[prev(problem_id="R1", rule_id="RES", grade=None, subject="", indicator="L1",
+                        group_var="stage", group_value="小学", value=0.55, se=None)],
+    )  # fmt: skip
+    assert list(out["problem_id"]) == ["RES-450107-primary-L1"]
+    assert list(out["previous_problem_id"]) == ["R1"]
+
+
+def test_hand_list_with_a_bad_year_is_a_clear_error():
+    with pytest.raises(EqmError, match="不是年份"):
+        problems([ind()], [cr()], prev_rows=[prev(year="2020年")])

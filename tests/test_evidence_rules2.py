@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
@@ -266,4 +265,3 @@ def test_change_test_uses_own_se_when_a_benchmark_se_exists():
     assert ev["change_z"] == pytest.approx(10 / np.sqrt(50))
     # the problem's own SE column stays the SE of the difference from the benchmark
     assert out["se"].iloc[0] == pytest.approx(np.sqrt(50))
-    assert isinstance(out, pd.DataFrame)

@@ -86,7 +86,7 @@ def _write_inputs(root, d):
     prev = pd.DataFrame(
         [dict(problem_id="OLD-7", year=2020, county_code="450107", rule_id="MEAN", grade=4,
               subject="chinese", indicator="mean_score", group_var="", group_value="",
-              value=470.0, se=np.nan, status="整改中", title="武鸣区四年级语文平均成绩偏低")]
+              value=470.0, se=np.nan, status="整改中", title="西乡塘区四年级语文平均成绩偏低")]
     )  # fmt: skip
     prev.to_parquet(p.validated("previous_problems"))
     return p

@@ -149,16 +149,20 @@ def _problems_and_comparisons(
         return _empty(), comparisons(c, params.alpha)
     if len(c):
         c["problem_rule"], c["problem_id"] = problem_ids(c, params)
-    objects = merge_objects(c, params, county_names)
+    # only what a round judged makes an object of that round (a value with no benchmark and no
+    # SE judges nothing: its previous problem is not re-measured, never resolved)
+    judged = c[c["decided"]] if len(c) else c
+    objects = merge_objects(judged, params, county_names)
     measures = {
         (int(r["year"]), r["problem_id"], r["indicator"]): (r["value"], r["own_se"])
-        for r in c.to_dict("records")
+        for r in judged.to_dict("records")
         if r["rule_id"] != "SCHOOL"
     }
     for r in objects[objects["rule_id"] == "SCHOOL"].to_dict("records"):
         measures[(int(r["year"]), r["problem_id"], "school_compliance")] = (r["value"], np.nan)
     history = History(observations(indicators, county_reports, city_code))
-    rows = link_rounds(objects, measures, hand, history, params)
+    rounds = sorted(set(c["year"].astype(int))) if len(c) else []
+    rows = link_rounds(objects, measures, hand, history, params, rounds)
     if rows.empty:
         return _empty(), comparisons(c, params.alpha)
     out = _finish(rows, params)
@@ -309,7 +313,20 @@ def _norm_previous(prev: pd.DataFrame, params: EvidenceParams) -> pd.DataFrame:
               "severity", "domain", "responsible_unit"):  # fmt: skip
         if c not in out:
             out[c] = np.nan if c in ("grade", "value", "se") else ""
-    out = _norm_keys(out)
+    years = pd.to_numeric(out["year"], errors="coerce")
+    if years.isna().any():
+        i = int(years.isna().to_numpy().argmax())
+        raise EqmError(
+            f"上一轮问题清单第 {i + 1} 条的监测年份「{out['year'].iloc[i]}」不是年份。",
+            column="year", hint="请填写四位数年份，例如 2020。",
+        )  # fmt: skip
+    out = _norm_keys(out.assign(year=years))
+    # the same object written differently by hand: 小学 / primary, 2145010761.0 / 2145010761
+    gv = out["group_value"].str.strip()
+    stage = gv.map(lambda v: schemas.STAGE_CODES.get(v, v))
+    out["group_value"] = gv.where(out["group_var"] != "stage", stage).str.replace(
+        r"(?<=\d)\.0$", "", regex=True
+    )
     out["value"] = pd.to_numeric(out["value"], errors="coerce").astype(float)
     out["se"] = pd.to_numeric(out["se"], errors="coerce").astype(float)
     out["listed_id"] = out["problem_id"].astype(str)

@@ -42,13 +42,14 @@ REVIEW = ("待审核", "同意销号", "不同意销号")
 COLUMNS = (
     "问题编号", "上一轮编号", "区县", "领域", "问题", "数值", "参照", "差距", "标准误", "q 值",
     "严重程度", "与上一轮相比", "整改状态", "牵头单位", "配合单位", "整改目标", *INPUTS, "核对提示",
-    "校验码",
+    "校验码", "年份", "区县代码",
 )  # fmt: skip
 WIDTHS = {
     "问题编号": 24, "上一轮编号": 11, "区县": 9, "领域": 12, "问题": 48, "数值": 10, "参照": 10,
     "差距": 10, "标准误": 9, "q 值": 8, "严重程度": 8, "与上一轮相比": 11, "整改状态": 9,
     "牵头单位": 10, "配合单位": 16, "整改目标": 30, "整改措施": 30, "责任人": 10, "完成时限": 12,
-    "进展": 9, "佐证材料": 20, "销号审核": 11, "核对提示": 18, "校验码": 10,
+    "进展": 9, "佐证材料": 20, "销号审核": 11, "核对提示": 18, "校验码": 10, "年份": 6,
+    "区县代码": 8,
 }  # fmt: skip
 OVERDUE = "已逾期"
 GONE = "该问题本轮已不在清单中，保留填报内容"
@@ -99,8 +100,15 @@ def _parse_date(v: Any, file: str, row: int, col: str) -> dt.date | None:
         return v.date()
     if isinstance(v, dt.date):
         return v
+    if isinstance(v, int | float) and 36526 <= v <= 73051:  # an Excel serial date, 2000–2099
+        from openpyxl.utils.datetime import from_excel
+
+        return from_excel(v).date()
     s = str(v).strip()
-    m = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", s)
+    m = re.fullmatch(
+        r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?",
+        s,
+    )
     if m:
         try:
             return dt.date(int(m[1]), int(m[2]), int(m[3]))
@@ -112,11 +120,21 @@ def _parse_date(v: Any, file: str, row: int, col: str) -> dt.date | None:
     )  # fmt: skip
 
 
+# which kind of ledger wins a field when a county ledger and the city ledger both fill it: the
+# county writes its measures and progress, the supervision office reviews the close-out
+FIELD_OWNER = {**dict.fromkeys(INPUTS, "county"), "销号审核": "city"}
+HIDDEN = ("校验码", "年份", "区县代码")
+
+
 def read_entries(files: list[Path], root: Path) -> tuple[pd.DataFrame, dt.date | None]:
     """The entries typed into filled ledgers: one row per problem id with the six input columns,
-    ``source`` (file and row) and the as-of date (the latest date a ledger was saved, from its
-    file properties, so a rerun on the same files gives the same flags). County ledgers win over
-    the city ledger; two files of the same kind that disagree on an entry are an error."""
+    the round (``year``) and county of the newest ledger holding it, ``source`` (file and row),
+    and the as-of date (the latest date a ledger was saved, from its file properties, so a rerun
+    on the same files gives the same flags).
+
+    Per field the newest round wins; within a round the county ledger wins the county's fields
+    and the city ledger (recognised by its 区县 column, whatever its file name) wins 销号审核; two
+    ledgers of the same kind and round that disagree are an error naming both cells."""
     import openpyxl
 
     recs: list[dict] = []
@@ -138,65 +156,87 @@ def read_entries(files: list[Path], root: Path) -> tuple[pd.DataFrame, dt.date |
             as_of = max(as_of, saved.date()) if as_of else saved.date()
         ws = wb[SHEET]
         header = [str(c.value).strip() if c.value is not None else "" for c in ws[1]]
-        need = ["问题编号", "校验码", *INPUTS]
+        need = ["问题编号", *HIDDEN, *INPUTS]
         missing = [h for h in need if h not in header]
         if missing:
             raise _err(rel, f"工作表「{SHEET}」第 1 行缺少列：{'、'.join(missing)}。", row=1,
                        hint="请不要改动表头；可从本轮生成的台账中复制填报内容。")  # fmt: skip
         col = {h: header.index(h) for h in need}
-        kind = "city" if "区县" in header and path.stem == "city" else "county"
+        kind = "city" if "区县" in header else "county"
         for i, cells in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
-            pid = cells[col["问题编号"]]
-            if pid is None or str(pid).strip() == "":
-                if any(cells[col[h]] not in (None, "") for h in INPUTS):
-                    raise _err(rel, "这一行填写了整改内容，但问题编号为空。", row=i,
-                               column="问题编号", hint="请恢复该行的问题编号。")  # fmt: skip
-                continue
-            pid = str(pid).strip()
-            code = str(cells[col["校验码"]] or "").strip()
-            if code != check_code(pid):
-                raise _err(
-                    rel, f"问题编号「{pid}」与该行的校验码不符：编号被修改过。", row=i,
-                    column="问题编号",
-                    hint="问题编号由 eqm 生成，请恢复原编号；新增的整改内容请填在对应问题的行中。",
-                )  # fmt: skip
-            entry = {"problem_id": pid, "_kind": kind, "_where": f"{rel} 第 {i} 行"}
-            for h in INPUTS:
-                v = cells[col[h]]
-                if h == "完成时限":
-                    v = _parse_date(v, rel, i, h)
-                elif v is not None:
-                    v = str(v).strip()
-                entry[h] = v if v not in ("",) else None
-            for h, allowed in (("进展", PROGRESS), ("销号审核", REVIEW)):
-                if entry[h] is not None and entry[h] not in allowed:
-                    raise _err(rel, f"{h}「{entry[h]}」不是可选值（{'、'.join(allowed)}）。",
-                               row=i, column=h, hint="请从下拉列表中选择。")  # fmt: skip
-            if any(entry[h] is not None for h in INPUTS):
-                recs.append(entry)
-    cols = ["problem_id", *INPUTS, "source"]
-    if not recs:
-        return pd.DataFrame(columns=cols), as_of
-    df = pd.DataFrame(recs)
+            recs += _entry(cells, col, kind, rel, i)
+    return _resolve(recs), as_of
+
+
+def _entry(cells, col: dict, kind: str, rel: str, i: int) -> list[dict]:
+    pid = cells[col["问题编号"]]
+    if pid is None or str(pid).strip() == "":
+        if any(cells[col[h]] not in (None, "") for h in INPUTS):
+            raise _err(rel, "这一行填写了整改内容，但问题编号为空。", row=i,
+                       column="问题编号", hint="请恢复该行的问题编号。")  # fmt: skip
+        return []
+    pid = str(pid).strip()
+    if str(cells[col["校验码"]] or "").strip() != check_code(pid):
+        raise _err(
+            rel, f"问题编号「{pid}」与该行的校验码不符：编号被修改过。", row=i, column="问题编号",
+            hint="问题编号由 eqm 生成，请恢复原编号；新增的整改内容请填在对应问题的行中。",
+        )  # fmt: skip
+    try:
+        year = int(cells[col["年份"]])
+    except (TypeError, ValueError):
+        raise _err(rel, "该行的隐藏列「年份」被改动或清空。", row=i, column="年份",
+                   hint="请使用 eqm 生成的台账，不要改动隐藏列。") from None  # fmt: skip
+    entry = {
+        "problem_id": pid, "year": year, "county_code": str(cells[col["区县代码"]] or ""),
+        "_kind": kind, "_where": f"{rel} 第 {i} 行",
+    }  # fmt: skip
+    for h in INPUTS:
+        v = cells[col[h]]
+        if h == "完成时限":
+            v = _parse_date(v, rel, i, h)
+        elif v is not None:
+            v = str(v).strip() or None
+        entry[h] = v
+    for h, allowed in (("进展", PROGRESS), ("销号审核", REVIEW)):
+        if entry[h] is not None and entry[h] not in allowed:
+            raise _err(rel, f"{h}「{entry[h]}」不是可选值（{'、'.join(allowed)}）。",
+                       row=i, column=h, hint="请从下拉列表中选择。")  # fmt: skip
+    return [entry] if any(entry[h] is not None for h in INPUTS) else []
+
+
+def _resolve(recs: list[dict]) -> pd.DataFrame:
+    cols = ["problem_id", "year", "county_code", *INPUTS, "source"]
+    by: dict[str, list[dict]] = {}
+    for r in recs:
+        by.setdefault(r["problem_id"], []).append(r)
     out = []
-    for pid, g in df.groupby("problem_id", sort=True):
-        for kind in ("county", "city"):
-            k = g[g["_kind"] == kind]
-            if k.empty:
+    for pid in sorted(by):
+        g = by[pid]
+        newest = max(r["year"] for r in g)
+        merged = {"problem_id": pid, "year": newest, "source": ""}
+        merged["county_code"] = next((r["county_code"] for r in g if r["county_code"]), "")
+        for h in INPUTS:
+            owner = FIELD_OWNER[h]
+            order = sorted(g, key=lambda r: (-r["year"], r["_kind"] != owner))
+            filled = [r for r in order if r[h] is not None]
+            if not filled:
+                merged[h] = None
                 continue
-            first = k.iloc[0]
-            for _, other in k.iloc[1:].iterrows():
-                for h in INPUTS:
-                    if other[h] is not None and first[h] is not None and other[h] != first[h]:
-                        raise EqmError(
-                            f"问题 {pid} 的「{h}」在两份台账中填写不同：{first['_where']} 与 "
-                            f"{other['_where']}。",
-                            hint="同一问题只保留一份填报（删除或改正其中一份后重新运行）。",
-                        )
-            merged = {h: next((x for x in k[h] if x is not None), None) for h in INPUTS}
-            out.append({"problem_id": pid, **merged, "source": first["_where"]})
-            break
-    return pd.DataFrame(out, columns=cols), as_of
+            top = filled[0]
+            for other in filled[1:]:
+                same = (other["year"], other["_kind"]) == (top["year"], top["_kind"])
+                if same and other[h] != top[h]:
+                    raise EqmError(
+                        f"问题 {pid} 的「{h}」在两份台账中填写不同：{top['_where']} 与 "
+                        f"{other['_where']}。",
+                        file=top["_where"].split(" 第 ")[0],
+                        column=h,
+                        hint="同一问题只保留一份填报（删除或改正其中一份后重新运行）。",
+                    )
+            merged[h] = top[h]
+            merged["source"] = merged["source"] or top["_where"]
+        out.append(merged)
+    return pd.DataFrame(out, columns=cols)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -217,6 +257,11 @@ def ledger_rows(
     labels = schemas.PREVIOUS_STATUS_LABELS
     for r in problems.to_dict("records"):
         e = ent.get(r["problem_id"], {})
+        # an entry is carried to its own round and later ones, not back to earlier rounds, and not
+        # onto a later, new occurrence of the problem (a recurrence starts a new ledger line)
+        if e and (e["year"] > int(r["year"])
+                  or (e["year"] < int(r["year"]) and r["previous_status"] == "new")):  # fmt: skip
+            e = {}
         row = {
             "year": int(r["year"]), "county_code": r["county_code"], "_rule": r["rule_id"],
             "_indicator": r["indicator"], "问题编号": r["problem_id"],
@@ -228,7 +273,8 @@ def ledger_rows(
             "与上一轮相比": labels.get(r["previous_status"], r["previous_status"]),
             "整改状态": r["status"], "牵头单位": r["lead_unit"], "配合单位": r["support_units"],
             "整改目标": r["target"], **{h: e.get(h) for h in INPUTS},
-            "核对提示": "", "校验码": check_code(r["problem_id"]),
+            "核对提示": "", "校验码": check_code(r["problem_id"]), "年份": int(r["year"]),
+            "区县代码": r["county_code"],
         }  # fmt: skip
         row["核对提示"] = _flag(row, as_of)
         rows.append(row)
@@ -236,9 +282,10 @@ def ledger_rows(
     for pid, e in ent.items():
         if pid in known or not keep_gone:
             continue
-        cc = pid.split("-")[1] if pid.count("-") >= 1 else ""
+        cc = str(e.get("county_code") or "")
+        year = int(problems["year"].max()) if len(problems) else int(e["year"])
         rows.append({
-            "year": int(problems["year"].max()) if len(problems) else 0, "county_code": cc,
+            "year": year, "county_code": cc, "年份": year, "区县代码": cc,
             "_rule": "", "_indicator": "", "问题编号": pid, "上一轮编号": "",
             "区县": county_names.get(cc, cc), "领域": "", "问题": f"（{GONE}：{e['source']}）",
             "数值": None, "参照": None, "差距": None, "标准误": None, "q 值": None, "严重程度": "",
@@ -289,7 +336,8 @@ def ledger_workbook(
     for j, h in enumerate(cols):
         ws.write_string(0, j, h, head)
         ws.set_column(j, j, WIDTHS.get(h, 10))
-    ws.set_column(cols.index("校验码"), cols.index("校验码"), 10, None, {"hidden": True})
+    for h in HIDDEN:  # machine columns: the read-back checks them
+        ws.set_column(cols.index(h), cols.index(h), WIDTHS[h], None, {"hidden": True})
     for i, r in enumerate(rows.to_dict("records"), start=1):
         for j, h in enumerate(cols):
             v = r.get(h)

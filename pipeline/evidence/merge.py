@@ -49,7 +49,8 @@ def _school_severity(sections: list[dict], p: EvidenceParams) -> str:
     (``school_min_ratio_unmet``, 85%) or data missing; 低: the school fails only by the count."""
     ratios = [d["ratio"] for s in sections for d in s["details"] if d["met"] is False]
     ratios = [r for r in ratios if r is not None]
-    n_unmet = max((sum(d["met"] is False for d in s["details"]) for s in sections), default=0)
+    # unmet indicators of the whole school (a 一贯制 school's sections together)
+    n_unmet = sum(d["met"] is False for s in sections for d in s["details"])
     lowest = min(ratios) if ratios else None
     sev = p.severity
     if (lowest is not None and lowest < sev.school_ratio_high) or n_unmet >= sev.school_unmet_high:

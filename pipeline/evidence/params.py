@@ -15,7 +15,10 @@ ACH_MEASURES = ("LEVEL", "MEAN", "MEDIUM")
 CANDIDATE_RULES = ("ICC", *ACH_MEASURES, "GAP", *BURDEN_RULES, "RES", "SCHOOL")
 PROBLEM_RULE_ORDER = ("ICC", "ACH", "GAP", *BURDEN_RULES, "RES", "SCHOOL")
 # scale-free statistics: never a linking error (domain notes, "Trend across cycles")
-SCALE_FREE = ("school_difference_rate", "eta_squared", "school_mean_cv")
+SCALE_FREE = (
+    "school_difference_rate", "eta_squared", "school_mean_cv", "school_compliance",
+    "L1", "L2", "L3", "L4", "L5", "L6", "L7",  # 差异系数 of the resource indicators
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

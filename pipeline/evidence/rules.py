@@ -387,8 +387,11 @@ def rule_gap(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     p_one = tail(z_b, df)  # H1: g > b (one-sided groupings)
     size = g.abs().where(two, g)  # the gap measured in its worse direction
     z_n, p_n = z_test(size, delta, d["se"], 1, df=df)
-    between = has_b & two & (s_b != 0) & (g * s_b >= 0) & (g * s_b <= b.abs())
-    rev = has_b & two & (s_b != 0) & (g * s_b < 0)
+    # a reversal needs the county gap itself on the other side of 0 (one-sided t at alpha on the
+    # county's own SE); a gap near 0 on the other side is "between 0 and b", not a finding
+    opposite = tail(-(g * s_b) / d["se"].where(d["se"] > 0), df) < p.alpha
+    rev = has_b & two & (s_b != 0) & (g * s_b < 0) & opposite
+    between = has_b & two & (s_b != 0) & ~rev & (g * s_b <= b.abs())
     p_rule = p_two.where(two, p_one).where(has_b, p_n)
     # mirrored test for the report's label: the county gap significantly closer to equality
     p_better = tail(-(z_b * s_b), df).where(has_b & ~rev & ((s_b != 0) | ~two))
@@ -549,17 +552,24 @@ def candidates(
     parts = [x[CAND_COLS] for x in parts if len(x)]
     c = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if c.empty:
-        return pd.DataFrame(columns=[*CAND_COLS, "q_value", "q_better", "fires"])
+        return pd.DataFrame(columns=[*CAND_COLS, "q_value", "q_better", "fires", "decided"])
     c["grade"] = c["grade"].astype("Int64")
     for col in ("value", "benchmark", "gap", "se", "z", "p_value", "p_better", "df", "threshold",
                 "own_se", "margin"):  # fmt: skip
         c[col] = pd.to_numeric(c[col], errors="coerce").astype(float)
     for col in ("data_missing", "reversed"):
         c[col] = c[col].fillna(False).astype(bool)
-    by_year = c.groupby("year")
-    c["q_value"] = by_year["p_value"].transform(lambda s: bh_qvalues(s.to_numpy()))
-    c["q_better"] = by_year["p_better"].transform(lambda s: bh_qvalues(s.to_numpy()))
+    # BH family: the tests that decide (a rule firing on its value, e.g. ICC, reports its p but
+    # stays out of the family, so it cannot dilute the q of the tests that do decide)
+    decides = ~c["by_threshold"].astype(bool)
+    c["q_value"] = (
+        c["p_value"].where(decides).groupby(c["year"]).transform(lambda s: bh_qvalues(s.to_numpy()))
+    )
+    c["q_better"] = c.groupby("year")["p_better"].transform(lambda s: bh_qvalues(s.to_numpy()))
     sig = (c["q_value"] < params.alpha) & c["extra_ok"].astype(bool)
     c["fires"] = np.where(c["by_threshold"].astype(bool), c["fires_threshold"].astype(bool), sig)
     c["fires"] = c["fires"].astype(bool)
+    # judged this round: a rule on the value, a test, or a no-SE margin; a row with no benchmark
+    # and no SE judges nothing (its object is not re-measured, never "resolved")
+    c["decided"] = c["by_threshold"].astype(bool) | c["p_value"].notna()
     return c

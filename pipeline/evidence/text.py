@@ -72,11 +72,12 @@ def fields(r: Mapping, names: Mapping[str, str]) -> dict[str, str]:
     )
     bad = BAD_DIRECTION.get(ind, 1)
     word = "大于" if rule == "GAP" else ("高于" if bad > 0 else "低于")
-    bench = f"{r['bench_label']}（{fmt(r['benchmark'], nd)}{unit}）"
-    comparison = f"显著{word}{bench}"
+    bench_v = abs(r["benchmark"]) if rule == "GAP" and pd.notna(r["benchmark"]) else r["benchmark"]
+    bench = f"{r['bench_label']}（{fmt(bench_v, nd)}{unit}）"
+    comparison = f"差距显著大于{bench}" if rule == "GAP" else f"显著{word}{bench}"
     margin = r.get("margin")
     if margin is not None and pd.notna(margin):  # no SE: decided by a margin, not a test
-        comparison = f"{word}{bench}"
+        comparison = f"差距大于{bench}" if rule == "GAP" else f"{word}{bench}"
         if margin > 0:
             m_unit = "个百分点" if unit == "%" else "分"
             comparison += f"，差距达到判定差值{fmt(margin, nd)}{m_unit}（官方报告未给出标准误）"
@@ -99,6 +100,7 @@ def fields(r: Mapping, names: Mapping[str, str]) -> dict[str, str]:
         "school": r.get("school_name") or "",
         "value": value,
         "benchmark": fmt(r["benchmark"], nd),
+        "bench_abs": fmt(bench_v, nd),
         "bench_label": r["bench_label"],
         "gap": fmt(r["gap"], nd),
         "threshold": fmt(r["threshold"], 2),

@@ -97,12 +97,16 @@ def _prev_item(r: Mapping, year: int, measured: bool) -> dict:
 
 
 def _hand_items(hand: pd.DataFrame, year: int, items: dict[str, dict], known: set[str]) -> None:
-    """Merge the hand-entered list of ``year`` into ``items`` (by identity)."""
+    """Merge the hand-entered list of ``year`` into the open items (by identity). An item already
+    open keeps eqm's values and gains the list's number (several numbers are joined with 、); a
+    newer list's own item replaces an older list's one."""
     for h in hand[hand["year"] == year].to_dict("records"):
         pid = h["problem_id"] or h["listed_id"]
-        if pid in items:
-            if not items[pid]["listed_id"]:
-                items[pid]["listed_id"] = h["listed_id"]
+        old = items.get(pid)
+        if old is not None and old["origin"] == "eqm":
+            ids = [x for x in str(old["listed_id"] or "").split("、") if x]
+            if h["listed_id"] not in ids:
+                old["listed_id"] = "、".join([*ids, h["listed_id"]])
             continue
         items[pid] = {
             "problem_id": pid, "rule_id": h["problem_rule"] or h["rule_id"],
@@ -124,43 +128,63 @@ def link_rounds(
     hand: pd.DataFrame,
     history: History,
     params: EvidenceParams,
+    rounds: list[int] | None = None,
 ) -> pd.DataFrame:
-    """Rows of every round: its problems, the close-outs and not re-measured rows of the previous
-    round's problems. ``measures`` maps (year, problem_id, indicator) to (value, own SE) of the
-    round's candidates. Internal columns (``_last_*``, ``previous`` …) are dropped by the caller."""
-    years = sorted(set(objects["year"].astype(int))) if len(objects) else []
+    """Rows of every round (``rounds``: the years with any candidate, judged or not; default the
+    years of ``objects``): its problems, the close-outs and not re-measured rows of the earlier
+    rounds' open problems. ``measures`` maps (year, problem_id, indicator) to (value, own SE) of
+    the indicators each round judged. Internal columns (``_last_*``, ``previous`` …) are dropped by
+    the caller.
+
+    The open items are chained through every year in order: after a computed round, its open rows
+    (problems and not re-measured rows) are the open items; a hand-entered list merges into them
+    at its own year (the list of a computed year is merged after that round, so it is the previous
+    list of the next one). Nothing open is dropped on the way; a list dated after the last computed
+    round is not used, and says so."""
+    years = sorted(
+        set(rounds or []) | (set(objects["year"].astype(int)) if len(objects) else set())
+    )
     hand_years = sorted(set(hand["year"].astype(int))) if len(hand) else []
     known = set(objects["problem_id"]) if len(objects) else set()
-    done: dict[int, list[dict]] = {}
-    for year in years:
-        prior = [y for y in [*done, *hand_years] if y < year]
-        items: dict[str, dict] = {}
-        if prior:
-            py = max(prior)
-            for r in done.get(py, []):
-                if r["status"] != schemas.STATUS_CLOSABLE:
-                    items[r["problem_id"]] = _prev_item(r, py, pd.notna(r["value"]))
-            if py in hand_years:
-                _hand_items(hand, py, items, known)
-        cur = objects[objects["year"] == year]
-        rows = _round(year, cur, items, measures, history, params)
-        done[year] = rows
-    out = [r for y in years for r in done[y]]
+    open_items: dict[str, dict] = {}
+    out: list[dict] = []
+    for year in sorted(set(years) | set(hand_years)):
+        if year in years:
+            cur = objects[objects["year"] == year]
+            rows = _round(year, cur, open_items, measures, history, params)
+            out += rows
+            open_items = {
+                r["problem_id"]: _prev_item(r, year, pd.notna(r["value"]))
+                for r in rows
+                if r["status"] != schemas.STATUS_CLOSABLE
+            }
+        if year in hand_years:
+            if years and year == years[-1]:
+                log.info("%d 年的问题清单是最后一轮本身的清单，下一轮监测时复查", year)
+                continue
+            if not years or year > years[-1]:
+                log.warning(
+                    "%d 年的上一轮问题清单晚于最后一轮监测数据（%s），没有可复查它的一轮，未使用",
+                    year, years[-1] if years else "无",
+                )  # fmt: skip
+                continue
+            _hand_items(hand, year, open_items, known)
     return pd.DataFrame(out)
 
 
 def _round(year, cur, items, measures, history, params: EvidenceParams) -> list[dict]:
     objs = {r["problem_id"]: r for r in cur.to_dict("records")}
+    judged = {ind for (_, _, ind) in measures}
     rows, tests = [], []
     for pid, it in items.items():
         obj = objs.get(pid)
-        if obj is None:
+        now = measures.get((year, pid, it["indicator"]))
+        # the item's own indicator was not judged this round although eqm judges it in some round
+        # (another rotation, no benchmark): not re-measured, never resolved on another measure
+        if obj is None or (now is None and it["indicator"] in judged):
             rows.append(_carried(year, it, params))
             continue
         row = _from_object(obj)
-        now = measures.get((year, pid, it["indicator"]))
-        if now is None:
-            now = (obj["value"], obj["own_se"])
         t = _change(row, it, now, history, params)
         tests.append((row, t))
         row.update(
@@ -176,8 +200,8 @@ def _round(year, cur, items, measures, history, params: EvidenceParams) -> list[
     q = bh_qvalues(p) if len(p) else p
     for (row, t), qi in zip(tests, q, strict=True):
         t["change_q"] = qi
-        if t["census"]:
-            status = t["census_status"]
+        if t.get("fixed_status"):
+            status = t["fixed_status"]
         elif np.isfinite(qi) and qi < params.alpha:
             status = "worse" if t["change_z"] > 0 else "improved"
         else:
@@ -192,7 +216,7 @@ def _round(year, cur, items, measures, history, params: EvidenceParams) -> list[
         row.update(previous_status="new", status=schemas.STATUS_NEW)
         rows.append(row)
     for row in rows:
-        if row.get("_trend_ok", True) and row["rule_id"] in TREND_RULES and pd.notna(row["value"]):
+        if row["rule_id"] in TREND_RULES and pd.notna(row["value"]):
             row["trend"] = _trend(row, history, params)
     return rows
 
@@ -231,39 +255,53 @@ def _carried(year: int, it: Mapping, params: EvidenceParams) -> dict:
     }  # fmt: skip
 
 
-def _change(row: Mapping, it: Mapping, now: tuple, history: History, params) -> dict:
-    """The change test of one re-measured previous problem (see the module docstring)."""
+def _change(row: Mapping, it: Mapping, now: tuple | None, history: History, params) -> dict:
+    """The change test of one re-measured previous problem (see the module docstring).
+
+    ``now`` is this round's (value, SE) of the item's own indicator, ``None`` when this round has
+    no value of that indicator (then no change test: the two values would measure different
+    things). Census values (RES, SCHOOL) use the tolerance; other values without an SE (official
+    county-report figures) cannot be tested and are reported as such."""
     ind = str(it["indicator"])
     bad = BAD_DIRECTION.get(ind, 1)
+    out = {
+        "problem_id": it["problem_id"], "listed_id": it["listed_id"] or "", "year": it["year"],
+        "indicator": ind, "value": it["value"], "se": it["se"], "se_assumed": False,
+        "value_now": np.nan if now is None else now[0], "se_now": np.nan,
+        "linking_error": 0.0, "census": False, "change_z": np.nan, "change_p": np.nan,
+        "title": it["title"],
+    }  # fmt: skip
+    if now is None:
+        out.update(fixed_status="unchanged", test="本轮没有同一指标的数值，未作变化检验")
+        return out
     v_now, se_now = _f(now[0]), _f(now[1])
     v_prev, se_prev = _f(it["value"]), _f(it["se"])
     if ind == "gap_mean_score":  # a gap's size is compared, whatever its sign
         v_now, v_prev = abs(v_now), abs(v_prev)
-    assumed = False
+    if row["rule_id"] in CENSUS_RULES:
+        delta = (v_now - v_prev) * bad
+        tol = params.census_change_tolerance
+        status = "worse" if delta > tol else "improved" if delta < -tol else "unchanged"
+        out.update(census=True, fixed_status=status, test=CENSUS_TEXT.format(tol=tol))
+        return out
     if not np.isfinite(se_prev):
         got = history.get(int(it["year"]), _key(it))
         se_prev = got[1] if got else np.nan
+    assumed = False
     if not np.isfinite(se_prev) and np.isfinite(se_now):
         se_prev, assumed = se_now, True  # same design and sample size assumed
-    census = row["rule_id"] in ("RES", "SCHOOL") or not (np.isfinite(se_now) and se_now > 0)
     le = params.link_error(str(it.get("subject") or ""), ind)
-    out = {
-        "problem_id": it["problem_id"], "listed_id": it["listed_id"] or "", "year": it["year"],
-        "indicator": ind, "value": it["value"], "se": se_prev, "se_assumed": assumed,
-        "value_now": now[0], "se_now": se_now, "linking_error": le, "census": census,
-        "change_z": np.nan, "change_p": np.nan, "title": it["title"],
-    }  # fmt: skip
-    if census:
-        delta = (v_now - v_prev) * bad
-        tol = params.census_change_tolerance
-        out["census_status"] = (
-            "worse" if delta > tol else "improved" if delta < -tol else "unchanged"
-        )
-        out["test"] = CENSUS_TEXT.format(tol=tol)
+    out.update(se=se_prev, se_assumed=assumed, se_now=se_now, linking_error=le)
+    if not (np.isfinite(se_now) and se_now > 0 and np.isfinite(se_prev)):
+        out.update(fixed_status="unchanged", test="数值没有标准误（官方报告未给出），未作变化检验")
         return out
     se_d, z, p = change_test(*(pd.Series([x]) for x in (v_now, se_now, v_prev, se_prev, le, bad)))
-    out.update(change_z=_f(z.iloc[0]), change_p=_f(p.iloc[0]), se_change=_f(se_d.iloc[0]),
-               test=CHANGE_TEST_TEXT)  # fmt: skip
+    out.update(
+        change_z=_f(z.iloc[0]),
+        change_p=_f(p.iloc[0]),
+        se_change=_f(se_d.iloc[0]),
+        test=CHANGE_TEST_TEXT,
+    )
     return out
 
 
@@ -282,7 +320,10 @@ def _trend(row: Mapping, history: History, params: EvidenceParams) -> dict | Non
         return None
     le = params.link_error(key[2], key[3])
     bad = BAD_DIRECTION.get(key[3], 1)
-    se_d, z, p = change_test(*(pd.Series([x]) for x in (now[0], now[1], prev[0], prev[1], le, bad)))
+    v_now, v_prev = now[0], prev[0]
+    if key[3] == "gap_mean_score":  # the gap's size, as in the change test
+        v_now, v_prev = abs(v_now), abs(v_prev)
+    se_d, z, p = change_test(*(pd.Series([x]) for x in (v_now, now[1], v_prev, prev[1], le, bad)))
     return {
         "year": py, "previous_value": prev[0], "previous_se": prev[1], "value": now[0],
         "se": now[1], "change": now[0] - prev[0], "linking_error": le,
