@@ -456,6 +456,11 @@ RESOURCE_INDICATORS = {
     "L6": "生均教学仪器设备值",
     "L7": "每百名学生拥有网络多媒体教室数",
 }
+# Short names of the seven items, for tables where the full name does not fit (task map, summary).
+RESOURCE_INDICATOR_SHORT = {
+    "L1": "高学历教师", "L2": "骨干教师", "L3": "体育艺术教师", "L4": "教学及辅助用房",
+    "L5": "体育运动场馆", "L6": "教学仪器设备", "L7": "网络多媒体教室",
+}  # fmt: skip
 # Units and display decimals of the seven school values (per 100 students / per student).
 RESOURCE_UNITS = {
     "L1": "人/百生", "L2": "人/百生", "L3": "人/百生", "L4": "m²/生", "L5": "m²/生",

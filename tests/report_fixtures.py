@@ -30,6 +30,10 @@ from pipeline.config import Paths
 from pipeline.io import dump_json, table_to_bytes_stable
 
 CITY = "450100"
+REPORTS_FILE = "county_reports/reports.csv"
+N_STUDENTS = 30  # validated student rows per county and year (validated())
+SCHOOL_UNMET = ("L2", "L5")  # the first county's failing school (n_met 5): its two unmet items
+OFFICIAL_MEAN_SHIFT = 2.5  # first county's printed grade-4 mean minus the computed one
 SCRIPT_SCHOOL = "<script>alert(1)</script>"
 # estimate -> how it would print if it leaked (scores 1 decimal, rates 3, percentages 1)
 SUPPRESSED_VALUES = {"gap": "987.6", "unflagged_small": "876.5", "sdr": "0.987", "pct": "123.4%"}
@@ -284,7 +288,7 @@ def benchmarks(counties, years, rng) -> pd.DataFrame:
                             rows.append(dict(
                                 year=year, county_code=county, county_name=NAMES.get(county, county), grade=grade,
                                 subject=subject, indicator=ind, group_var=gv, group_value=gval, scope=scope,
-                                value=val, se=np.nan, n=np.nan, source_page="12",
+                                value=val, se=np.nan, n=np.nan, source_page="12", source_file=REPORTS_FILE,
                             ))  # fmt: skip
     return pd.DataFrame(rows).astype({"year": "int64", "grade": "int64"})
 
@@ -337,6 +341,13 @@ def _ev(rule, rows, bench=(), previous=None, note="", cause="", measures=(), tre
 def _measure(rule, indicator, value, benchmark, bench_label, gap, se, p, q, fires) -> dict:
     return dict(rule_id=rule, indicator=indicator, value=value, benchmark=benchmark,
                 bench_label=bench_label, gap=gap, se=se, p_value=p, q_value=q, fires=fires)  # fmt: skip
+
+
+def school_measure(stage: str, unmet: tuple[str, ...]) -> dict:
+    """A SCHOOL problem's measure as the evidence stage writes it: each of L1–L7 met or not."""
+    return {"rule_id": "SCHOOL", "stage": stage,
+            "details": [{"indicator": f"L{i}", "met": f"L{i}" not in unmet, "standard": 1.0,
+                         "value": 0.5 if f"L{i}" in unmet else 1.5} for i in range(1, 8)]}  # fmt: skip
 
 
 def _units(lead, *support) -> dict:
@@ -425,7 +436,7 @@ def problems(counties, years, ind: pd.DataFrame, rng) -> pd.DataFrame:
                      previous_value=44.5, change_p=0.001, change_q=0.004, **_units("基教科", "体卫艺科"),
                      status=schemas.STATUS_CLOSABLE),
             ]  # fmt: skip
-            if county == counties[-1]:
+            if county == counties[-1] and year == max(years):  # the planted cell's round
                 g, s = LEVEL_II_CELL
                 mean = ind[(ind["year"] == year) & (ind["county_code"] == county) & (ind["grade"] == g)
                            & (ind["subject"] == s) & (ind["indicator"] == "mean_score") & (ind["group_var"] == "")].iloc[0]  # fmt: skip
@@ -448,13 +459,16 @@ def problems(counties, years, ind: pd.DataFrame, rng) -> pd.DataFrame:
                     base, problem_id=f"SCH-{county}-{county}P04", domain="资源配置", rule_id="SCHOOL",
                     title=f"{name}{SCRIPT_SCHOOL}（小学）资源配置5项达标，未达到优质均衡学校要求",
                     grade=pd.NA, subject="", indicator="school_compliance", value=5.0, benchmark=6.0, gap=-1.0, se=np.nan,
-                    p_value=np.nan, q_value=np.nan, severity="中", evidence=_ev("SCHOOL", [sc_row]),
+                    p_value=np.nan, q_value=np.nan, severity="中", evidence=_ev("SCHOOL", [sc_row], measures=[school_measure("primary", SCHOOL_UNMET)]),
                     previous_status="new", **none, **_units("计财科"), status=schemas.STATUS_NEW,
                 ))  # fmt: skip
     df = pd.DataFrame(rows)
     df = df.assign(
         target=[f"{t[:12]}…达到规定的标准" for t in df["title"]],
-        suggestion=["由牵头单位制定整改方案，下一轮监测时复查。"] * len(df),
+        # one text per problem (its number in it), so a test can find every one on the page
+        suggestion=[
+            f"针对{pid}，由牵头单位制定整改方案，下一轮监测时复查。" for pid in df["problem_id"]
+        ],
     )
     # any column the contract gains later: empty, so the fixture keeps the contract's shape
     for c in schemas.PROBLEMS.columns:
@@ -558,29 +572,112 @@ def comparisons(counties, years, ind: pd.DataFrame, probs: pd.DataFrame) -> pd.D
     return pd.DataFrame(rows)[schemas.COMPARISONS.names].astype({"year": "int64", "grade": "Int64"})
 
 
+def county_values(counties, years, ind: pd.DataFrame) -> pd.DataFrame:
+    """The first county's own values as its county report prints them (``scope = county``, 2
+    decimals): its grade-4 mean of the first subject printed ``OFFICIAL_MEAN_SHIFT`` higher than
+    computed (a discrepancy the report must list), its 中等及以上 share as computed (no discrepancy).
+    """
+    rows = []
+    for year in years:
+        subject = ROTATION[year][4][0]
+        for indicator, shift in (("mean_score", OFFICIAL_MEAN_SHIFT), ("pct_medium_or_above", 0.0)):
+            r = ind[(ind["year"] == year) & (ind["county_code"] == counties[0]) & (ind["grade"] == 4)
+                    & (ind["subject"] == subject) & (ind["indicator"] == indicator)
+                    & (ind["group_var"] == "")].iloc[0]  # fmt: skip
+            rows.append(dict(
+                year=year, county_code=counties[0], county_name=NAMES.get(counties[0], counties[0]), grade=4,
+                subject=subject, indicator=indicator, group_var="", group_value="", scope="county",
+                value=round(float(r["estimate"]) + shift, 2), se=np.nan, n=np.nan, source_page="第6页",
+                source_file=REPORTS_FILE,
+            ))  # fmt: skip
+    return pd.DataFrame(rows).astype({"year": "int64", "grade": "int64"})
+
+
+def validated(counties, years) -> dict[str, pd.DataFrame]:
+    """The key columns of the validated tables (what the report counts per year, county and file):
+    ``N_STUDENTS`` students per county and year, two scores each (scores carry no county), 20
+    school sections per county and year."""
+    students, scores, schools = [], [], []
+    for year in years:
+        for county in counties:
+            for k in range(N_STUDENTS):
+                sid = f"{county}-{year}-{k:03d}"
+                students.append(dict(year=year, student_id=sid, county_code=county,
+                                     source_file=f"students/students_{year}.csv"))  # fmt: skip
+                scores += [
+                    dict(year=year, student_id=sid, source_file=f"scores/scores_{year}.csv")
+                ] * 2
+            schools += [
+                dict(year=year, county_code=county, source_file=f"schools/schools_{year}.xlsx")
+            ] * 20
+    return {
+        "students": pd.DataFrame(students).astype({"year": "int64"}),
+        "scores": pd.DataFrame(scores).astype({"year": "int64"}),
+        "schools": pd.DataFrame(schools).astype({"year": "int64"}),
+    }
+
+
 def quarantine(counties, years) -> pd.DataFrame:
+    """County i (0-based) loses i + 1 student rows and 1 score row per year."""
     rows = []
     for year in years:
         for i, county in enumerate(counties):
             for j in range(i + 1):
-                rows.append(dict(table="students", source_file=f"students/{year}.csv", source_row=10 + j, column="weight",
+                rows.append(dict(table="students", source_file=f"students/students_{year}.csv", source_row=10 + j, column="weight",
                                  rule="weight_positive", message="学生权重必须大于 0", raw_values="{}", stage="validate",
                                  county_code=county, year=year))  # fmt: skip
-            rows.append(dict(table="scores", source_file=f"scores/{year}.csv", source_row=5, column="scale_score",
+            rows.append(dict(table="scores", source_file=f"scores/scores_{year}.csv", source_row=5, column="scale_score",
                              rule="score_range", message="量尺分数 9999 超出合理范围", raw_values="{}", stage="validate",
                              county_code=county, year=year))  # fmt: skip
     return pd.DataFrame(rows).astype({"year": "int64", "source_row": "int64"})
 
 
-def manifest(synthetic=True) -> dict:
+def manifest(synthetic=True, years=(2020, 2022)) -> dict:
+    files = {
+        REPORTS_FILE: {
+            "format": "csv",
+            "encoding": "utf-8",
+            "header_row": 1,
+            "rows_read": 900,
+            "rows_kept": 900,
+            "rows_quarantined": 0,
+            "sha256": "ef",
+        }
+    }
+    for y in years:
+        files |= {
+            f"students/students_{y}.csv": {
+                "format": "csv",
+                "encoding": "utf-8-sig",
+                "header_row": 1,
+                "rows_read": 2400,
+                "rows_kept": 2396,
+                "rows_quarantined": 4,
+                "sha256": "ab",
+            },
+            f"scores/scores_{y}.csv": {
+                "format": "csv",
+                "encoding": "gbk",
+                "delimiter": "tab",
+                "header_row": 1,
+                "rows_read": 4800,
+                "rows_kept": 4800,
+                "rows_quarantined": 0,
+                "sha256": "a1",
+            },
+            f"schools/schools_{y}.xlsx": {
+                "format": "xlsx",
+                "encoding": None,
+                "header_row": 3,
+                "rows_read": 80,
+                "rows_kept": 80,
+                "rows_quarantined": 0,
+                "sha256": "cd",
+            },
+        }
     return {
         "dataset": {"synthetic": synthetic, "label": "南宁市义务教育质量监测演示数据（合成，参数为示意值）"},
-        "files": {
-            "students/students_2022.csv": {"format": "csv", "encoding": "utf-8-sig", "header_row": 1,
-                                           "rows_read": 2400, "rows_kept": 2396, "rows_quarantined": 4, "sha256": "ab"},
-            "schools/schools_2022.xlsx": {"format": "xlsx", "encoding": None, "header_row": 3,
-                                          "rows_read": 80, "rows_kept": 80, "rows_quarantined": 0, "sha256": "cd"},
-        },
+        "files": files,
     }  # fmt: skip
 
 
@@ -591,9 +688,11 @@ def tables(counties=("450107", "450125"), years=(2022,), seed=7, old_format=Fals
     counties, years = list(counties), list(years)
     ind = indicators(counties, years, rng)
     probs = problems(counties, years, ind, rng)
+    reports = pd.concat([benchmarks(counties, years, rng), county_values(counties, years, ind)])
     return {
         "indicators": ind,
-        "county_reports": benchmarks(counties, years, rng),
+        "county_reports": reports.reset_index(drop=True),
+        "validated": validated(counties, years),
         "resource_balance": resource_balance(counties, years, rng),
         "school_compliance": school_compliance(counties, years, rng),
         "problems": problems_old_format(probs) if old_format else probs,
@@ -625,6 +724,8 @@ def write_project(
         pq.write_table(table_to_bytes_stable(t[name]), path)
     if t.get("comparisons") is not None:
         pq.write_table(table_to_bytes_stable(t["comparisons"]), p.comparisons)
+    for name, df in (t.get("validated") or {}).items():
+        pq.write_table(table_to_bytes_stable(df), p.validated(name))
     p.validation_summary.write_text(dump_json(t["summary"]), encoding="utf-8")
     p.ingest_manifest.write_text(dump_json(t["manifest"]), encoding="utf-8")
     if publish:

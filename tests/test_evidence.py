@@ -986,3 +986,13 @@ def test_hand_list_written_differently_names_the_same_object():
 def test_hand_list_with_a_bad_year_is_a_clear_error():
     with pytest.raises(EqmError, match="不是年份"):
         problems([ind()], [cr()], prev_rows=[prev(year="2020年")])
+
+
+def test_school_problem_goes_to_the_unit_of_its_deepest_unmet_indicator():
+    # L2 骨干教师 at 50% and L6 仪器设备 at 90%: 人事科 leads (units_by_indicator of L2), the
+    # equipment centre and the school rule's units support
+    ok = {"L1": 5.0, "L2": 1.2, "L3": 1.0, "L4": 5.0, "L5": 8.0, "L6": 2500.0, "L7": 2.5}
+    out = problems(sc_rows=[school(**{**ok, "L2": 0.5, "L6": 1800.0}, n_met=5,
+                                   min_ratio_unmet=0.5, passes=False)])  # fmt: skip
+    assert out["lead_unit"].iloc[0] == "人事科"
+    assert out["support_units"].iloc[0].split("、")[:2] == ["装备中心", "计财科"]

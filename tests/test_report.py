@@ -566,9 +566,14 @@ def test_previous_status_in_chinese_with_the_schemas_vocabulary(rendered):
     assert not hasattr(views, "PREVIOUS_STATUS_LABELS") and not hasattr(views, "STATUS_LABELS")
 
 
+def _overview(html: str) -> str:
+    """The summary's 「各区县主要结果」 section (counties side by side)."""
+    return html.split("四、各区县主要结果")[1].split("五、学业表现")[0]
+
+
 def test_summary_opens_with_counties_side_by_side_in_code_order(rendered):
     html = rendered["html"]["summary"]
-    overview = html.split("摘要：各区县主要结果")[1].split("一、学业表现")[0]
+    overview = _overview(html)
     header = re.search(r"<thead>(.*?)</thead>", overview, re.S).group(1)
     names = [NAMES[c] for c in sorted(COUNTIES)]
     pos = [header.index(n) for n in names]
@@ -578,10 +583,13 @@ def test_summary_opens_with_counties_side_by_side_in_code_order(rendered):
                  "优质均衡质量指标", "政府保障程度", "社会认可度"):  # fmt: skip
         assert item in overview, item
     for c in COUNTIES:
-        assert f'href="{c}.html"' in overview
-    # the 摘要 is on the first page of the PDF, and no ranking wording anywhere
+        assert (
+            f'href="{c}.html"' in html.split("二、整改任务分解")[0]
+        )  # linked beside the conclusions
+    # the first page of the PDF holds the conclusions in sentences, and no ranking wording anywhere
     first = _squash(rendered["pages"]["summary"][0])
-    assert "摘要：各区县主要结果" in first and all(n in first for n in names)
+    assert "一、主要结论" in first and all(n in first for n in names)
+    assert "二、整改任务分解" not in first  # the task map starts on page 2
     assert "排名" not in rendered["pdf"]["summary"] and "排名" not in html
     for c in COUNTIES:
         assert "排名" not in rendered["pdf"][c]
@@ -662,7 +670,7 @@ def test_columns_are_aligned_as_a_whole():
 
 def test_summary_overview_cells_are_centred_and_headers_do_not_wrap(rendered):
     html = rendered["html"]["summary"]
-    overview = html.split("摘要：各区县主要结果")[1].split("一、学业表现")[0]
+    overview = _overview(html)
     body = re.search(r"<tbody>(.*?)</tbody>", overview, re.S).group(1)
     classes = re.findall(r'<td class="([^"]*)"', body)
     per_row = len(COUNTIES) + 1
@@ -795,7 +803,7 @@ def test_summary_marks_sdr_verdicts_the_interval_leaves_open(rendered):
     shown = shown[~shown["suppressed"].astype(bool)]
     open_ = shown[(shown["ci_low"] < 0.15) & (shown["ci_high"] >= 0.15)]
     assert 0 < len(open_) < len(shown)  # the fixture has both kinds
-    overview = rendered["html"]["summary"].split("摘要：各区县主要结果")[1].split("一、学业表现")[0]
+    overview = _overview(rendered["html"]["summary"])
     assert overview.count("†）") == len(open_)
     assert "† 95% 置信区间包含 0.15，达标与否尚难定论。" in overview
 
@@ -995,7 +1003,7 @@ def test_closeouts_are_listed_apart_and_never_counted_as_problems(rendered):
 
 def test_merged_achievement_problem_shows_its_measures_target_and_suggestion(rendered):
     html = _visible(rendered["html"]["450125"])
-    block = html.split("ACH-450125-G4-chinese")[-1][:2000]
+    block = html.split("ACH-450125-G4-chinese\u3000")[-1][:2000]  # its detail block (h4)
     for words in ("检验项目", "学业水平等级", "平均成绩", "中等及以上比例", "Ⅲ 良好", "列为问题"):
         assert words in block, words
     assert "水平Ⅲ Ⅲ" not in block  # a level benchmark names itself once
@@ -1013,3 +1021,343 @@ def test_gap_table_shows_the_national_gap_and_the_tested_verdict(rendered):
     assert re.search(r"留守：留守 − 非留守\s+\S+\s+\S+\s+…\s+未检验", html)
     # the report computes no p-value of its own: the interval and the tested verdict say it
     assert "p 值" not in html.split("群体差异为两组")[1].split("资源配置均衡")[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# City summary for leadership: conclusions, 整改任务分解, common problems, pilot facts
+# ------------------------------------------------------------------------------------------------
+
+
+def _school_ev(*measures: tuple[str, tuple[str, ...]]) -> str:
+    import json
+
+    return json.dumps({"rule_id": "SCHOOL", "rows": [],
+                       "measures": [rf.school_measure(st, unmet) for st, unmet in measures]})  # fmt: skip
+
+
+def _problem(pid, county, rule, severity, lead, status="待整改", previous="new", evidence="", **kw):
+    return {"problem_id": pid, "county_code": county, "rule_id": rule, "severity": severity,
+            "lead_unit": lead, "support_units": kw.pop("support", ""), "status": status,
+            "previous_status": previous, "evidence": evidence, "grade": kw.pop("grade", None),
+            "indicator": kw.pop("indicator", ""), "subject": kw.pop("subject", ""),
+            "group_var": "", **kw}  # fmt: skip
+
+
+# Counted by hand below: 西乡塘区 has three failing schools (one short of L2 and L5, one of L2, a
+# 九年一贯制 school short of L2 in both sections), an L2 CV problem, two grade-4 ICC problems and a
+# close-out school (never counted); 上林县 one school short of L2, one grade-8 ICC problem and two
+# homework problems under different lead units; 横州市 one GAP problem.
+TASK_PROBLEMS = [
+    _problem("SCH-450107-01", "450107", "SCHOOL", "高", "计财科", evidence=_school_ev(("primary", ("L2", "L5"))), support="人事科、财政局"),
+    _problem("SCH-450107-02", "450107", "SCHOOL", "中", "计财科", evidence=_school_ev(("primary", ("L2",))), support="财政局"),
+    _problem("SCH-450107-03", "450107", "SCHOOL", "中", "计财科", "整改中", "worse",
+             evidence=_school_ev(("primary", ("L2",)), ("junior", ("L2",)))),
+    _problem("SCH-450107-09", "450107", "SCHOOL", "", "计财科", "建议销号", "resolved",
+             evidence=_school_ev(("primary", ("L2",)))),
+    _problem("RES-450107-primary-L2", "450107", "RES", "高", "人事科", "整改中", "unchanged", indicator="L2"),
+    _problem("ICC-450107-G4-chinese", "450107", "ICC", "中", "基教科", grade=4, subject="chinese"),
+    _problem("ICC-450107-G4-arts", "450107", "ICC", "高", "基教科", grade=4, subject="arts"),
+    _problem("SCH-450125-01", "450125", "SCHOOL", "低", "计财科", evidence=_school_ev(("primary", ("L2",)))),
+    _problem("ICC-450125-G8-chinese", "450125", "ICC", "中", "基教科", grade=8, subject="chinese"),
+    _problem("HOMEWORK-450125-G4", "450125", "HOMEWORK", "高", "基教科", grade=4),
+    _problem("HOMEWORK-450125-G8", "450125", "HOMEWORK", "中", "教研室", grade=8),
+    _problem("GAP-450181-G8-arts-gender", "450181", "GAP", "中", "基教科", grade=8),
+]  # fmt: skip
+TASK_COUNTIES = ["450107", "450125", "450181"]
+TASK_NAMES = {"450107": "西乡塘区", "450125": "上林县", "450181": "横州市"}
+
+
+def test_task_map_counts_each_type_county_and_lead_unit():
+    from pipeline.report import city
+
+    probs = pd.DataFrame(TASK_PROBLEMS).assign(group_var="")
+    open_, closed = problems.split(probs)
+    assert len(closed) == 1
+    items = city.task_items(open_, 0.15)
+    tmap = city.task_map(items, TASK_COUNTIES, TASK_NAMES, share=0.5)
+    rows = {(r["type"], r["lead"]): r for r in tmap["rows"]}
+
+    def cell(r, county):
+        c = r["cells"][TASK_COUNTIES.index(county)]
+        return None if c is None else (c["n"], c["unit"], c["severity"])
+
+    # schools short of L2 in primary: 西乡塘区 01 (高), 02 (中), 03 (中); 上林县 01 (低). The
+    # close-out school 09 is not counted.
+    l2 = rows[("小学 L2 骨干教师未达标学校", "计财科")]
+    assert cell(l2, "450107") == (3, "所", ["高 1", "中 2"])
+    assert cell(l2, "450125") == (1, "所", ["低 1"])
+    assert cell(l2, "450181") is None
+    assert (l2["total"]["n"], l2["common"]) == (4, True)  # 2 of 3 counties ≥ half: common
+    assert l2["support"] == "人事科、财政局"  # each supporting unit once, first-seen order
+    # a school with two unmet items counts under both; a 九年一贯制 school under each section
+    assert cell(rows[("小学 L5 体育运动场馆未达标学校", "计财科")], "450107") == (1, "所", ["高 1"])
+    assert cell(rows[("初中 L2 骨干教师未达标学校", "计财科")], "450107") == (1, "所", ["中 1"])
+    assert not rows[("小学 L5 体育运动场馆未达标学校", "计财科")]["common"]
+    # the county-level rules: per grade, the CV rule per section and item, its own lead unit
+    assert cell(rows[("四年级校际差异率未低于 0.15", "基教科")], "450107") == (
+        2,
+        "个学科",
+        ["高 1", "中 1"],
+    )
+    assert cell(rows[("八年级校际差异率未低于 0.15", "基教科")], "450125") == (
+        1,
+        "个学科",
+        ["中 1"],
+    )
+    assert cell(rows[("小学 L2 骨干教师差异系数超标", "人事科")], "450107") == (1, "项", ["高 1"])
+    # one type under two lead units is two rows (who does what)
+    assert cell(rows[("书面作业超时", "基教科")], "450125") == (1, "个年级", ["高 1"])
+    assert cell(rows[("书面作业超时", "教研室")], "450125") == (1, "个年级", ["中 1"])
+    # rows follow the rule order (ICC before GAP, burden, then each section's item: CV, schools)
+    order = [r["type"] for r in tmap["rows"]]
+    assert order.index("四年级校际差异率未低于 0.15") < order.index("八年级群体差异")
+    assert order.index("八年级群体差异") < order.index("书面作业超时")
+    assert (
+        order.index("小学 L2 骨干教师差异系数超标") == order.index("小学 L2 骨干教师未达标学校") - 1
+    )
+    assert order.index("小学 L5 体育运动场馆未达标学校") < order.index("初中 L2 骨干教师未达标学校")
+    # every open problem is counted at least once; school items (5) exceed failing schools (4)
+    assert set(items["problem_id"]) == set(open_["problem_id"])
+    school_items = items[items["rule_id"] == "SCHOOL"]
+    assert (len(school_items), school_items["problem_id"].nunique()) == (6, 4)
+    notes = " ".join(city.task_notes(items, open_, TASK_NAMES))
+    assert "未达标学校：西乡塘区 3 所、上林县 1 所" in notes and "各计一次" in notes
+    # common problems: found in at least half of the counties (never fewer than 2)
+    common = city.common_types(items, TASK_COUNTIES, 0.5)
+    assert common["min_counties"] == 2 and list(common["types"]) == ["小学 L2 骨干教师未达标学校"]
+    assert city.common_lines(common, TASK_NAMES) == [
+        "小学学校资源配置未达标的共同项目：L2 骨干教师（西乡塘区、上林县）"
+    ]
+    assert city.common_types(items, TASK_COUNTIES, 1.0)["types"] == {}  # all 3 counties: none
+    assert city.common_types(items, ["450107"], 0.5)["types"] == {}  # one county: no "common"
+
+
+def test_a_school_without_item_details_is_still_counted_once():
+    from pipeline.report import city
+
+    probs = pd.DataFrame(
+        [_problem("SCH-450107-01", "450107", "SCHOOL", "中", "计财科", evidence="{}")]
+    )
+    items = city.task_items(probs, 0.15)
+    assert list(items["type"]) == ["学校资源配置未达标（未达标项目不详）"]
+    assert city.task_map(city.task_items(probs.iloc[:0], 0.15), ["450107"], {}, 0.5)["rows"] == []
+
+
+def test_summary_pdf_opens_with_conclusions_then_the_task_map(rendered):
+    pages = [_squash(p) for p in rendered["pages"]["summary"]]
+    first = pages[0]
+    assert "一、主要结论" in first and "内部资料" in first and "报告日期：2022年" in first
+    # conclusions are sentences built from the rows: which county fails which part, what is new
+    for words in ("优质均衡质量指标", "资源配置差异系数", "未达到优质均衡学校要求", "负担与健康",
+                  "本轮问题清单共", "新列入的问题"):  # fmt: skip
+        assert words in first, words
+    probs = rendered["tables"]["problems"]
+    for code, name in NAMES.items():
+        mine = probs[(probs["county_code"] == code) & (probs["status"] != "建议销号")]
+        assert f"{name}{len(mine)}项" in first  # 问题数 per county in the totals sentence
+    text = rendered["pdf"]["summary"]
+    tasks = text.split("二、整改任务分解")[1].split("三、监测结果运用实验区申报参考")[0]
+    # the fixture's failing school (西乡塘区, primary, short of L2 and L5) under both items
+    for item in rf.SCHOOL_UNMET:
+        short = schemas_short(item)
+        assert f"小学{item}{short}未达标学校" in tasks, item
+    assert "全市共性问题" in tasks and "各计一次" in tasks
+    # the pilot-county paragraph: facts per county in code order, no ranking words
+    pilot = text.split("三、监测结果运用实验区申报参考")[1].split("四、各区县主要结果")[0]
+    pos = [pilot.index(f"{NAMES[c]}：本轮问题") for c in sorted(COUNTIES)]
+    assert pos == sorted(pos)
+    for word in ("最强", "最好", "排名", "首选", "第一"):
+        assert word not in pilot, word
+
+
+def schemas_short(item: str) -> str:
+    from pipeline import schemas
+
+    return schemas.RESOURCE_INDICATOR_SHORT[item]
+
+
+def test_conclusions_name_what_improved_and_what_got_worse():
+    t = rf.tables(COUNTIES, (YEAR,))
+    _, summary = _views(t)
+    text = "".join(summary["conclusions"])
+    # fixture rows: ICC improved (previous_value 0.2, value 0.2: the row's own numbers, printed as
+    # they are), HOMEWORK worse (22.0 → 30.0), RES junior L2 (0.55 → 0.40) and SLEEP grade 8
+    # resolved (建议销号); one school problem, new
+    assert "显著改善的有西乡塘区八年级" in text and "校际差异率（0.200 → 0.200）" in text
+    assert "恶化的有西乡塘区八年级书面作业超时比例（22.0% → 30.0%）" in text
+    assert "已达标、建议核实后销号的有西乡塘区初中 L2 骨干教师差异系数（0.550 → 0.400）" in text
+    assert "资源配置未达标的学校与上一轮相比：新问题 1 所" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# Suggestions, scope and provenance
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("county", COUNTIES)
+def test_every_problem_suggestion_is_in_its_chapter_without_placeholders(rendered, county):
+    text = rendered["pdf"][county]
+    chapter = text.split("五、问题清单与整改建议")[-1].split("六、方法与数据说明")[0]
+    probs = rendered["tables"]["problems"]
+    mine = probs[(probs["county_code"] == county) & (probs["year"] == YEAR)
+                 & (probs["status"] != "建议销号")]  # fmt: skip
+    assert len(mine) >= 4
+    for r in mine.to_dict("records"):
+        assert _squash(r["suggestion"]) in chapter, r["problem_id"]  # school problems too
+    # the evidence stage's reminder in the deadline column is not printed as a deadline
+    assert mine["deadline"].str.startswith("待定").all()
+    for placeholder in ("待定", "请在整改方案中填写", "TODO", "（无数据）"):
+        assert placeholder not in chapter, placeholder
+    assert "整改时限由本县在整改方案中确定" in chapter
+
+
+def test_a_real_deadline_is_printed_with_its_problem():
+    f = views.Fmt(_params().rules())
+    t = rf.tables(COUNTIES, (YEAR,))
+    probs = problems.problems_for(t["problems"], YEAR, "450107").assign(deadline="2023年6月30日")
+    sec = problems.problem_section(f, probs)
+    assert sec["deadline"] == "2023年6月30日" and not sec["deadline_unset"]
+    assert all(d["deadline"] == "2023年6月30日" for d in sec["details"])
+    assert problems.deadline_text({"deadline": "待定（请在整改方案中填写完成时限）"}) == ""
+
+
+@pytest.mark.parametrize("name", [*COUNTIES, "summary"])
+def test_each_report_states_its_scope_mark_and_date(rendered, name):
+    pages = rendered["pages"][name]
+    assert all("内部资料" in p for p in pages)  # every PDF page carries the mark
+    first = _squash(pages[0])
+    assert "报告日期：2022年" in first
+    text = rendered["pdf"][name]
+    for words in ("评估范围", "涉及资源配置", "不涉及政府保障程度、社会认可度", "负担与健康"):
+        assert words in text, words
+    assert "内部资料" in rendered["html"][name]
+
+
+def test_official_values_that_differ_from_the_computed_ones_are_reconciled(rendered):
+    ind = rendered["tables"]["indicators"]
+    subject = rf.ROTATION[YEAR][4][0]
+    mean = ind[(ind["year"] == YEAR) & (ind["county_code"] == "450107") & (ind["grade"] == 4)
+               & (ind["subject"] == subject) & (ind["indicator"] == "mean_score")
+               & (ind["group_var"] == "")]["estimate"].iloc[0]  # fmt: skip
+    official = round(mean + rf.OFFICIAL_MEAN_SHIFT, 2)
+    html = _visible(rendered["html"]["450107"])
+    section = html.split("官方值与计算值的核对")[1].split("数据文件")[0]
+    label = views.cell_label(4, subject)
+    assert re.search(
+        rf"{label} 平均成绩\s+{official:.1f}（第6页）\s+{mean:.1f}\s+计算值", section
+    ), section[:400]
+    assert "中等及以上比例" not in section.split("区县监测报告中的本县数值")[0]  # same when printed
+    assert "共 2 项与本地由学生数据计算的数值对照" in section and "不一致的 1 项" in section
+    other = _visible(rendered["html"]["450125"]).split("官方值与计算值的核对")[1]
+    assert "没有可与本地计算值逐项对照的本县数值" in other.split("数据文件")[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Data quality and source files per year
+# ------------------------------------------------------------------------------------------------
+
+
+def test_row_counts_per_table_year_county_and_file():
+    from pipeline.report import provenance
+
+    students = pd.DataFrame({"year": [2020, 2022, 2022], "student_id": ["a", "a", "b"],
+                             "county_code": ["450107", "450107", "450125"],
+                             "source_file": ["s20.csv", "s22.xlsx", "s22.xlsx"]})  # fmt: skip
+    scores = pd.DataFrame({"year": [2022, 2022, 2022], "student_id": ["a", "a", "b"],
+                           "source_file": ["sc.csv"] * 3})  # fmt: skip
+    c = provenance.row_counts({"students": students, "scores": scores, "schools": None})
+    got = {tuple(r[:4]): r[4] for r in c.itertuples(index=False)}
+    # by hand: scores take their student's county of the same year (a → 450107 in 2022)
+    assert got == {
+        ("students", 2020, "450107", "s20.csv"): 1, ("students", 2022, "450107", "s22.xlsx"): 1,
+        ("students", 2022, "450125", "s22.xlsx"): 1, ("scores", 2022, "450107", "sc.csv"): 2,
+        ("scores", 2022, "450125", "sc.csv"): 1,
+    }  # fmt: skip
+
+
+def test_data_quality_counts_are_those_of_the_reports_year():
+    from pipeline.report import provenance
+
+    t = rf.tables(COUNTIES, (2020, YEAR))
+    counts = provenance.row_counts(t["validated"])
+    q = t["quarantine"]
+    # 上林县 (2nd fixture county) loses 2 student rows and 1 score row per year; it keeps
+    # N_STUDENTS students with 2 scores each per year (report_fixtures.validated)
+    n = rf.N_STUDENTS
+    dq = views.data_quality(q, t["summary"], YEAR, "450125", counts)
+    rows = {r[0]: r[1:] for r in dq["tables"]["rows"]}
+    assert rows["学生数据"] == [str(n + 2), str(n), "2", "0"]
+    assert rows["学业成绩"] == [str(2 * n + 1), str(2 * n), "1", "0"]
+    assert rows["学校办学条件"] == ["20", "20", "0", "0"]
+    assert "2022 年" in dq["tables_label"] and "本县" in dq["tables_label"]
+    # the city: both counties, this year only (not 2 × 2 years pooled)
+    dq = views.data_quality(q, t["summary"], YEAR, None, counts)
+    rows = {r[0]: r[1:] for r in dq["tables"]["rows"]}
+    assert rows["学生数据"] == [str(2 * n + 3), str(2 * n), "3", "0"]
+    # rules set aside: this year's rows only (3 student rows = 1 + 2, not 6)
+    assert sorted(r[2] for r in dq["table"]["rows"]) == ["2", "3"]
+    # a set-aside row whose year could not be read is shown with every year, and said so
+    unknown = q.iloc[[0]].assign(year=pd.NA, county_code="450125").astype({"year": "Int64"})
+    dq = views.data_quality(pd.concat([q, unknown]), t["summary"], YEAR, "450125", counts)
+    rows = {r[0]: r[1:] for r in dq["tables"]["rows"]}
+    assert rows["学生数据"] == [str(n + 3), str(n), "3", "0"] and "无法确定年份" in dq["note"]
+    # negative: without validated tables the counts come from the pooled summary, and say so
+    dq = views.data_quality(q, {"tables": {"students": {"rows_in": 9}}}, YEAR, None)
+    assert "全部年份" in dq["tables_label"]
+
+
+def test_source_table_lists_only_the_years_files():
+    from pipeline.report import provenance
+
+    t = rf.tables(COUNTIES, (2020, YEAR))
+    counts = provenance.row_counts({**t["validated"], "county_reports": t["county_reports"]})
+    table = views.source_files(t["manifest"], counts, t["quarantine"], YEAR, "450125")
+    files = [r[0] for r in table["rows"]]
+    assert files == sorted([rf.REPORTS_FILE, f"schools/schools_{YEAR}.xlsx",
+                            f"scores/scores_{YEAR}.csv", f"students/students_{YEAR}.csv"])  # fmt: skip
+    rows = {r[0]: r for r in table["rows"]}
+    # rows used / set aside: this year and county only (file totals stay the manifest's)
+    assert rows[f"students/students_{YEAR}.csv"][-2:] == [str(rf.N_STUDENTS), "2"]
+    assert rows[f"scores/scores_{YEAR}.csv"][1] == "csv（制表符分隔）"
+    assert "只列出含本年度、本县数据的文件" in table["note"]
+    # without counts (an older run): the manifest's files as they are
+    assert len(views.source_files(t["manifest"])["rows"]) == len(t["manifest"]["files"])
+
+
+def test_two_rounds_each_report_counts_its_own_year(tmp_path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    rf.write_project(tmp_path, counties=COUNTIES, years=(2020, YEAR), publish=False)
+    ctx = make_context(tmp_path, quiet=True)
+    ctx.params["report"] = {**ctx.params["report"], "build_pdf": False}
+    report.run(ctx)
+    n = rf.N_STUDENTS
+    for year in (2020, YEAR):
+        out = Paths(tmp_path).report_year(year)
+        county = _visible((out / "450125.html").read_text(encoding="utf-8"))
+        quality = county.split("数据质量")[-1]
+        assert re.search(rf"学生数据\s+{n + 2}\s+{n}\s+2\s+0", quality), year
+        assert f"students_{year}.csv" in quality
+        other = 2020 if year == YEAR else YEAR
+        assert f"students_{other}.csv" not in quality  # the other round's files are not listed
+        summary = _visible((out / "summary.html").read_text(encoding="utf-8"))
+        assert re.search(
+            rf"学生数据\s+{2 * n + 3}\s+{2 * n}\s+3\s+0", summary.split("数据质量")[-1]
+        )
+
+
+def test_print_rules_take_precedence_over_the_screen_styles(tmp_path):
+    """print.css (h1 20pt, the 内部资料 mark 8pt) wins over a page's own style (h1 40pt): passed as
+    a WeasyPrint user sheet it lost to every author rule, so tables kept the screen size and ran
+    to the page edge."""
+    p = _params()
+    writer = report.PdfWriter(p.page_size, report.fonts.font_file(p.font_file))
+    html = "<html><head><style>h1 { font-size: 40pt; }</style></head><body><h1>校际差异率</h1></body></html>"
+    writer.write(html, tmp_path / "a.pdf")
+    sizes = {}
+
+    def visit(text, cm, tm, font, size):
+        if text.strip():
+            sizes[text.strip()] = round(size * cm[0], 1)  # points on the page
+
+    pypdf.PdfReader(tmp_path / "a.pdf").pages[0].extract_text(visitor_text=visit)
+    assert sizes == {"校际差异率": 20.0, "内部资料": 8.0}

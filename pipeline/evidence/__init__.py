@@ -173,7 +173,8 @@ def _finish(rows: pd.DataFrame, params: EvidenceParams) -> pd.DataFrame:
     """Units, domain, cause hints, evidence JSON, column order and sort."""
     rows = rows.copy()
     units = [
-        responsible(r, i, params) for r, i in zip(rows["rule_id"], rows["indicator"], strict=True)
+        _school_units(m, params) if r == "SCHOOL" else responsible(r, i, params)
+        for r, i, m in zip(rows["rule_id"], rows["indicator"], rows["measures"], strict=True)
     ]
     rows["lead_unit"] = [u[0] for u in units]
     rows["support_units"] = [u[1] for u in units]
@@ -208,6 +209,25 @@ def _finish(rows: pd.DataFrame, params: EvidenceParams) -> pd.DataFrame:
             hint="上一轮问题清单中可能有编号重复或同一问题出现两次，请检查 previous_problems。",
         )
     return _typed(rows[PROBLEM_COLS].reset_index(drop=True))
+
+
+def _school_units(measures, params: EvidenceParams) -> tuple[str, str]:
+    """A school problem goes to the unit responsible for its deepest unmet indicator (the lowest
+    share of its standard; RES ``units_by_indicator``: 骨干教师 → 人事科, 仪器设备 → 装备中心 …),
+    supported by the school rule's units and the other unmet indicators' leads."""
+    lead, support = responsible("SCHOOL", "school_compliance", params)
+    unmet = [d for sec in (measures or []) for d in sec.get("details", []) if d.get("met") is False]
+    unmet.sort(key=lambda d: (d["ratio"] if d.get("ratio") is not None else 9.0, d["indicator"]))
+    by_ind = params.rules["RES"].units_by_indicator
+    leads = [by_ind[d["indicator"]].lead for d in unmet if d["indicator"] in by_ind]
+    if not leads:
+        return lead, support
+    others = [*leads[1:], lead, *support.split("、")]
+    seen: list[str] = []
+    for u in others:
+        if u and u != leads[0] and u not in seen:
+            seen.append(u)
+    return leads[0], "、".join(seen)
 
 
 def _cause_hints(rows: pd.DataFrame, params: EvidenceParams) -> list[str]:

@@ -2,9 +2,12 @@
 
 The stage only renders. It reads the processed tables (``indicators``, ``resource_balance``,
 ``school_compliance``, ``problems``, ``comparisons``, the province / nation benchmarks of the
-validated county reports, the validation outputs and the ingest manifest), turns them into view
-models (:mod:`pipeline.report.views`, with :mod:`~pipeline.report.verdicts` and
-:mod:`~pipeline.report.problems`; no statistics computed), draws a few charts
+validated county reports, the validation outputs, the key columns of the validated tables (to
+count each round's rows) and the ingest manifest), turns them into view models
+(:mod:`pipeline.report.views`, with :mod:`~pipeline.report.verdicts`,
+:mod:`~pipeline.report.problems`, :mod:`~pipeline.report.provenance` for each round's data quality,
+files and official-vs-computed note, and :mod:`~pipeline.report.city` for the summary's
+conclusions, 整改任务分解 and pilot-county facts; no statistics computed), draws a few charts
 (:mod:`pipeline.report.charts`), renders Jinja2 templates with autoescaping on, and converts the same
 HTML to A4 PDF with WeasyPrint, embedding Noto Sans CJK SC (:mod:`pipeline.report.fonts`).
 
@@ -32,10 +35,10 @@ from typing import Any, Literal
 import jinja2
 import pandas as pd
 
-from pipeline.config import MonitoringParams, RunContext
+from pipeline.config import RAW_TABLES, MonitoringParams, RunContext
 from pipeline.errors import EqmError
 from pipeline.io import outputs, read_json, read_parquet
-from pipeline.report import charts, fonts, views
+from pipeline.report import charts, fonts, provenance, views
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ class ReportParams:
     pdf_workers: int  # processes converting HTML to PDF; 0 = one per CPU
     # indicator -> grade -> the standard in words, shown beside the burden / health items
     burden_standards: Mapping[str, Mapping[int, str]]
+    # city summary: a problem type found in at least this share of the counties is "common"
+    common_problem_share: float = 0.5
     organisation: str = "南宁市人民政府教育督导委员会办公室"
 
     def rules(self) -> views.ViewRules:
@@ -97,6 +102,7 @@ class ReportParams:
             quality_sdr_max=self.quality_sdr_max,
             quality_min_level=self.quality_min_level,
             burden_standards=self.burden_standards,
+            common_share=self.common_problem_share,
         )
 
 
@@ -115,6 +121,12 @@ def check_params(p: ReportParams) -> None:
             raise EqmError(
                 f"参数 report.decimals.{name} 应为 0–6 的整数，实际为 {d}。", file="params.yaml"
             )
+    if not 0 < p.common_problem_share <= 1:
+        raise EqmError(
+            "参数 report.common_problem_share 应大于 0、不超过 1（如 0.5 表示半数及以上区县），"
+            f"实际为 {p.common_problem_share}。",
+            file="params.yaml",
+        )
     if not 50 <= p.chart_dpi <= 400:
         raise EqmError(
             f"参数 report.chart_dpi 应在 50–400 之间，实际为 {p.chart_dpi}。", file="params.yaml"
@@ -264,7 +276,7 @@ def build_reports(
     rules = params.rules()
     style = _style(params)
     lk = views.Lookup(inp.indicators, inp.benchmarks)
-    dataset = views.dataset_info(inp.manifest)
+    dataset = provenance.dataset_info(inp.manifest)
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
     common = {
         "css": css,
@@ -318,7 +330,12 @@ def build_reports(
 
 
 class PdfWriter:
-    """WeasyPrint with one font configuration and one stylesheet reused for every document."""
+    """WeasyPrint with one font configuration and one font stylesheet reused for every document.
+
+    The print rules (``print.css``) go into the document itself, after the screen styles, so they
+    take precedence over them: WeasyPrint's ``stylesheets`` are *user* style sheets, which every
+    author rule of the page overrides. Only the ``@font-face`` stays a user sheet (parsed once).
+    """
 
     def __init__(self, page_size: str, font_path: Path):
         import weasyprint
@@ -327,12 +344,13 @@ class PdfWriter:
         self._wp = weasyprint
         self.font_config = FontConfiguration()
         css = (TEMPLATES / "print.css").read_text(encoding="utf-8")
-        css = css.replace("__PAGE__", page_size).replace("__FONT__", fonts.PDF_FAMILY)
+        self.print_css = css.replace("__PAGE__", page_size).replace("__FONT__", fonts.PDF_FAMILY)
         self.css = weasyprint.CSS(
-            string=fonts.pdf_font_css(font_path) + css, font_config=self.font_config
+            string=fonts.pdf_font_css(font_path), font_config=self.font_config
         )
 
     def write(self, html: str, target: Path) -> None:
+        html = html.replace("</head>", f"<style>\n{self.print_css}</style>\n</head>", 1)
         doc = self._wp.HTML(string=html, base_url=str(TEMPLATES))
         doc.write_pdf(target, stylesheets=[self.css], font_config=self.font_config)
 
@@ -402,6 +420,21 @@ def _optional_json(path: Path) -> Any:
         return None
 
 
+COUNT_KEYS = ("year", "county_code", "source_file", "student_id")
+
+
+def _validated_keys(path: Path) -> pd.DataFrame | None:
+    """The key columns of a validated table (for counting its rows per year, county and file)."""
+    if not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(path).names)
+    if "year" not in names:
+        return None
+    return pd.read_parquet(path, columns=[c for c in COUNT_KEYS if c in names])
+
+
 def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
     p = ctx.paths
     ind = read_parquet(p.indicators, "指标表 indicators.parquet（请先运行 eqm indicators）")
@@ -423,6 +456,8 @@ def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
     manifest = _optional_json(p.ingest_manifest)
     if manifest is None:
         log.warning("找不到 %s，报告无法判断数据是否为合成数据。", p.ingest_manifest)
+    keys = {t: _validated_keys(p.validated(t)) for t in RAW_TABLES}
+    counts = provenance.row_counts(keys) if any(k is not None for k in keys.values()) else None
     return views.Inputs(
         indicators=views.prepare_indicators(ind, params.rules()),
         benchmarks=bench if bench is not None else pd.DataFrame(),
@@ -434,6 +469,7 @@ def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
         manifest=manifest,
         previous_problems=_optional_parquet(p.validated("previous_problems")),
         comparisons=comparisons,
+        row_counts=counts,
     )
 
 

@@ -74,9 +74,11 @@ def dot_chart(
     if not rows or not any(p for _, pts in rows for p in pts.values()):
         return None
     with rc_context(_rc(style)):
-        per_row = 0.21 if len(series) == 1 else 0.30 * max(1.0, len(series) / 2.5)
+        # compact enough that a chart of 25 rows still shares its page with text (a page holding
+        # a single figure reads badly); the cap keeps a long chart within two thirds of A4
+        per_row = {1: 0.21, 2: 0.25}.get(len(series), 0.29)
         height = 0.8 + per_row * len(rows)
-        fig = Figure(figsize=(style.width_in, min(height, 9.0)), layout="constrained")
+        fig = Figure(figsize=(style.width_in, min(height, 6.4)), layout="constrained")
         ax = fig.add_subplot()
         n = len(series)
         step = 0.7 / max(n, 1)

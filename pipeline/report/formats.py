@@ -55,6 +55,8 @@ class ViewRules:
     quality_min_level: str
     # indicator -> grade -> the regulation's standard in words (e.g. "书面作业每天 ≤ 60 分钟")
     burden_standards: Mapping[str, Mapping[int, str]] = dataclasses.field(default_factory=dict)
+    # a problem type found in at least this share of the counties is a city-wide common problem
+    common_share: float = 0.5
 
 
 # ------------------------------------------------------------------------------------------------

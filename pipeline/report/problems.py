@@ -15,6 +15,7 @@ an older run's shape (``benchmark_label`` at the top, no ``measures``) still ren
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +48,7 @@ CENSUS_RULES = ("RES", "SCHOOL")  # census values: no sampling error, judged aga
 SCHOOL_STANDARD = "至少 6 项达标、其余不低于标准的 85%"  # the SCHOOL rule's standard in words
 CENSUS_TEST = "普查数据"
 CENSUS_NOTE = "“普查数据”：学校办学条件为全县普查，没有抽样误差，直接与标准比较。"
+NO_DEADLINE = "未定"  # a problem whose 整改时限 the county has not set yet
 UNMATCHED_NOTE = "上一轮清单中的这一问题无法与本轮数据逐项对应，请人工核对。"
 DOMAIN_LABELS = {
     "achievement": "学业表现", "academic": "学业表现", "balance": "均衡状况", "equity": "均衡状况",
@@ -397,15 +399,22 @@ def _detail(f: Fmt, r: Mapping, ev: Mapping, prev: str) -> dict:
         "unit": units_sentence(r),
         "target": _txt(r.get("target")),
         "suggestion": _txt(r.get("suggestion")),
-        "deadline": _txt(r.get("deadline")) or MISSING,
+        "deadline": deadline_text(r),
         "previous": prev,
     }
 
 
+def deadline_text(r: Mapping) -> str:
+    """A problem's 整改时限 when one is set (a date: it names a year), else empty: the evidence
+    stage writes a reminder text until the county fills the ledger's 完成时限, and a reminder is not
+    printed as a deadline."""
+    text = _txt(r.get("deadline")).strip()
+    return text if re.search(r"(19|20)\d\d", text) else ""
+
+
 def _aligned(columns: list[str]) -> list[str]:
-    return [
-        "t id" if c == "编号" else "t wrap" if c in ("问题", "责任单位") else "t" for c in columns
-    ]
+    wrap = ("问题", "责任单位", "整改建议")
+    return ["t id" if c == "编号" else "t wrap" if c in wrap else "t" for c in columns]
 
 
 def problem_section(f: Fmt, probs: pd.DataFrame, first_round: bool = False) -> dict:
@@ -437,29 +446,43 @@ def problem_section(f: Fmt, probs: pd.DataFrame, first_round: bool = False) -> d
             school_level += 1
             continue
         details.append(_detail(f, r, ev, prev))
-    deadlines = sorted({_txt(r.get("deadline")) or MISSING for r in records})
+    deadlines = sorted({deadline_text(r) for r in records})
     one_deadline = deadlines[0] if len(deadlines) == 1 else None
     main = [row for row, sch in zip(overview, is_school, strict=True) if not sch]
-    schools = [row for row, sch in zip(overview, is_school, strict=True) if sch]
-    school_units = sorted({row[3] for row in schools})
-    cols = ["编号", "问题", "程度", "责任单位", "较上轮", "状态"]
-    cols_main = cols
+    cols_main = ["编号", "问题", "程度", "责任单位", "较上轮", "状态"]
     if one_deadline is None and records:  # deadlines differ: one column each
         main = [
-            [*row, _txt(r.get("deadline")) or MISSING]
+            [*row, deadline_text(r) or NO_DEADLINE]
             for row, r, sch in zip(overview, records, is_school, strict=True)
             if not sch
         ]
-        cols_main = [*cols, "整改时限"]
-    cols_school = cols
-    if len(school_units) == 1:  # one unit for every school: said once, not per row
-        schools = [[*row[:3], *row[4:]] for row in schools]
-        cols_school = ["编号", "问题", "程度", "较上轮", "状态"]
+        cols_main = [*cols_main, "整改时限"]
+    school_rows = [
+        (row, r) for row, r, sch in zip(overview, records, is_school, strict=True) if sch
+    ]
+    school_units = sorted({row[3] for row, _ in school_rows})
+    one_unit = len(school_units) == 1  # one unit for every school: said once, not per row
+    schools = [
+        [*row[:3], *([] if one_unit else [row[3]]), row[4], _txt(r.get("suggestion"))]
+        for row, r in school_rows
+    ]
+    cols_school = [
+        "编号",
+        "问题",
+        "程度",
+        *([] if one_unit else ["责任单位"]),
+        "较上轮",
+        "整改建议",
+    ]
+    widths_school = [21, 37, 6, 10, 26] if one_unit else [20, 30, 6, 14, 9, 21]
     return {
         "overview": _table(cols_main, main, align=_aligned(cols_main)),
-        "school_overview": _table(cols_school, schools, align=_aligned(cols_school)),
-        "school_unit": school_units[0] if len(school_units) == 1 else "",
+        "school_overview": _table(
+            cols_school, schools, align=_aligned(cols_school), widths=widths_school
+        ),
+        "school_unit": school_units[0] if one_unit else "",
         "deadline": one_deadline or "",
+        "deadline_unset": bool(records) and not any(deadlines),
         "details": details,
         "n_school_level": school_level,
         "n": len(records),

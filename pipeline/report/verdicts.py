@@ -291,6 +291,8 @@ def quality_item(f: Fmt, lk, year: int, county: str, grade: int, subject: str, r
         "sdr": sdr["shown"] + ("（官方）" if sdr["basis"] == "official" else ""),
         "sdr_cell": sdr,
         "light": verdict,
+        "level_fails": code is not None and schemas.LEVELS.index(code) < schemas.LEVELS.index(need),
+        "sdr_fails": state == "fail",
     }
 
 

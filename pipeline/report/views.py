@@ -25,6 +25,7 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.config import MonitoringParams
+from pipeline.report import city, provenance
 from pipeline.report.formats import (
     MISSING,
     SUPPRESSED,
@@ -57,6 +58,7 @@ from pipeline.report.problems import (
     problems_for,
     split,
 )
+from pipeline.report.provenance import data_quality, source_files
 from pipeline.report.verdicts import (
     BURDEN_RULES,
     FOUR_DOMAINS_NOTE,
@@ -95,9 +97,6 @@ BURDEN_SHORT = {
 }
 LEVEL_PCT = tuple(f"pct_level_{lv}" for lv in schemas.LEVELS)
 STAGE_ORDER = ("primary", "junior")
-TABLE_LABELS = {
-    t: tbl.label for t, tbl in {**schemas.INPUT_TABLES, **schemas.OUTPUT_TABLES}.items()
-}
 
 KEY = ("year", "county_code", "grade", "subject", "indicator", "group_var", "group_value")
 
@@ -158,6 +157,7 @@ class Lookup:
             self._local = _records_by(ind[~official].drop_duplicates(list(KEY)), KEY)
         self.bench: dict[tuple, dict] = {}
         self.bench_any: dict[tuple, dict] = {}
+        self._county: list[dict] = []  # the county's own values printed in its county report
         if bench is not None and not bench.empty:
             b = bench.assign(
                 county_code=bench["county_code"].astype(str),
@@ -169,6 +169,8 @@ class Lookup:
                 .fillna("")
                 .astype(str),
             )
+            own = b[b["scope"] == "county"].sort_values(list(KEY), kind="stable")
+            self._county = [{k: _key_part(v) for k, v in r.items()} for r in own.to_dict("records")]
             b = b[b["scope"].isin(["province", "nation"])].sort_values(
                 [*KEY, "scope"], kind="stable"
             )
@@ -192,6 +194,10 @@ class Lookup:
     def local(self, year, county, grade, subject, indicator, gv="", gval="") -> dict | None:
         """The row computed from student data (never the official one)."""
         return self._local.get(self._key(year, county, grade, subject, indicator, gv, gval))
+
+    def county_values(self, year, county) -> list[dict]:
+        """The county's own values printed in its county report (``scope = county``), key order."""
+        return [r for r in self._county if r["year"] == year and str(r["county_code"]) == county]
 
     def benchmark(
         self, scope, year, county, grade, subject, indicator, gv="", gval=""
@@ -266,6 +272,9 @@ class Inputs:
     previous_problems: pd.DataFrame | None = None  # validated previous_problems (optional input)
     # the evidence stage's tests of every county value (None: an older run without the file)
     comparisons: pd.DataFrame | None = None
+    # rows that passed validation per table, year, county and file (provenance.row_counts; None:
+    # no validated tables, data-quality counts then come from the pooled validation summary)
+    row_counts: pd.DataFrame | None = None
 
 
 def is_first_round(inp: Inputs, year: int) -> bool:
@@ -334,6 +343,9 @@ def county_view(
         "burden": burden,
         "problems": problems,
         "methods": _methods(f, inp, lk, year, county, cells, q_grades, rules),
+        "scope": provenance.scope(rules.quality_sdr_max),
+        "date": provenance.report_date(year),
+        "internal_mark": provenance.INTERNAL_MARK,
     }
 
 
@@ -876,126 +888,22 @@ def _methods(
                     ]
                 )
                 break
+    n_out = provenance.set_aside(inp.quarantine, year, county)
     return {
         "samples": _table(["项目", "学生数", "学校数", "方法", "来源"], rows),
-        "quality": data_quality(inp.quarantine, inp.validation_summary, year, county),
-        "sources": source_files(inp.manifest),
+        "quality": data_quality(
+            inp.quarantine,
+            inp.validation_summary,
+            year,
+            county,
+            inp.row_counts,
+            inp.previous_problems,
+        ),
+        "sources": source_files(
+            inp.manifest, inp.row_counts, inp.quarantine, year, county, inp.previous_problems
+        ),
+        "reconciliation": provenance.reconciliation(f, lk, year, county, n_out),
     }
-
-
-def data_quality(
-    quarantine: pd.DataFrame | None, summary: Any, year: int | None, county: str | None
-) -> dict:
-    """Rows set aside by the quality gate, per table and rule (counts of quarantine rows)."""
-    rows: list[list[str]] = []
-    scope_note = ""
-    if quarantine is not None and not quarantine.empty:
-        q = quarantine
-        if year is not None and "year" in q:
-            yr = pd.to_numeric(q["year"], errors="coerce")
-            q = q[(yr == year) | yr.isna()]
-        if county is not None and "county_code" in q:
-            cc = q["county_code"].astype("string")
-            q = q[(cc == county) | cc.isna() | (cc == "")]
-            scope_note = "含本县的记录及无法确定区县的记录。"
-        if not q.empty:
-            q = q.assign(
-                table=q.get("table", pd.Series("", index=q.index)).fillna("").astype(str),
-                rule=q.get("rule", pd.Series("", index=q.index)).fillna("").astype(str),
-                message=q.get("message", pd.Series("", index=q.index)).fillna("").astype(str),
-            )
-            grouped = q.groupby(["table", "rule"], sort=True).agg(
-                n=("rule", "size"), message=("message", "first")
-            )
-            for (table, rule), r in grouped.iterrows():
-                rows.append([
-                    TABLE_LABELS.get(table, table), schemas.rule_label(rule), f"{int(r['n'])}", r["message"],
-                ])  # fmt: skip
-        return {
-            "table": _table(["数据表", "规则", "剔除行数", "示例说明"], rows),
-            "note": scope_note,
-            "raw": [],
-            "tables": table_counts(summary),
-        }
-    counts = table_counts(summary)
-    return {
-        "table": _table(["数据表", "规则", "剔除行数", "示例说明"], rows),
-        "note": "",
-        "raw": [] if counts["rows"] else _flatten_counts(summary),
-        "tables": counts,
-    }
-
-
-def table_counts(summary: Any) -> dict:
-    """Rows in / passed / set aside per table, from the validation summary when it carries them."""
-    rows = []
-    tables = summary.get("tables") if isinstance(summary, Mapping) else None
-    if isinstance(tables, Mapping):
-        for name in sorted(tables, key=str):
-            t = tables[name]
-            if not isinstance(t, Mapping):
-                continue
-            rows.append([
-                TABLE_LABELS.get(str(name), str(name)),
-                *(_txt(t.get(k)) or MISSING for k in ("rows_in", "passed", "quarantined", "ingest_quarantined")),
-            ])  # fmt: skip
-    return _table(["数据表", "进入校验行数", "通过行数", "校验剔除行数", "导入时隔离行数"], rows)
-
-
-def _flatten_counts(obj: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
-    """Numeric leaves of the validation summary (its shape belongs to the validate stage)."""
-    out: list[tuple[str, str]] = []
-    if depth > 3:
-        return out
-    if isinstance(obj, Mapping):
-        for k in sorted(obj, key=str):
-            out += _flatten_counts(obj[k], f"{prefix} / {k}" if prefix else str(k), depth + 1)
-    elif isinstance(obj, bool):
-        out.append((prefix, "是" if obj else "否"))
-    elif isinstance(obj, int | float):
-        out.append((prefix, f"{obj:g}"))
-    return out[:40]
-
-
-def source_files(manifest: Mapping | None) -> dict:
-    rows = []
-    files = (manifest or {}).get("files") or {}
-    if isinstance(files, Mapping):
-        items = sorted(files.items(), key=lambda kv: str(kv[0]))
-    else:
-        named = [
-            (_txt(x.get("path") or x.get("file") or x.get("source_file")), x)
-            for x in files
-            if isinstance(x, Mapping)
-        ]
-        items = sorted(named, key=lambda kv: kv[0])
-    for path, info in items:
-        info = info if isinstance(info, Mapping) else {}
-        fmt = _txt(info.get("format"))
-        sep = _txt(info.get("delimiter"))
-        if sep in schemas.TEXT_DELIMITERS and sep != "comma":
-            fmt += f"（{schemas.TEXT_DELIMITERS[sep][1]}分隔）"
-        rows.append([
-            str(path), fmt, _txt(info.get("encoding")), _header_lines(info),
-            _txt(info.get("rows_read")), _txt(info.get("rows_kept")), _txt(info.get("rows_quarantined")),
-        ])  # fmt: skip
-    return _table(["文件", "格式", "编码", "表头所在行", "读取行数", "保留行数", "隔离行数"], rows)
-
-
-def _header_lines(info: Mapping) -> str:
-    """The header's row(s) as ingest found them: "3", or "3–4" for a two-line header."""
-    first = _num(info.get("header_row"))
-    if first is None:
-        return ""
-    n = _num(info.get("header_rows")) or 1
-    return f"{int(first)}" if n <= 1 else f"{int(first)}–{int(first + n - 1)}"
-
-
-def dataset_info(manifest: Mapping | None) -> dict:
-    ds = (manifest or {}).get("dataset") or {}
-    synthetic = bool(ds.get("synthetic", False)) if isinstance(ds, Mapping) else False
-    label = _txt(ds.get("label")) if isinstance(ds, Mapping) else ""
-    return {"synthetic": synthetic, "label": label or ("合成演示数据" if synthetic else "")}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1045,9 +953,124 @@ def summary_view(
         **_summary_problems(f, inp.problems, year, counties, names, first),
         "first_round": first,
         "first_round_text": FIRST_ROUND_TEXT,
-        "quality": data_quality(inp.quarantine, inp.validation_summary, year, None),
+        "quality": data_quality(
+            inp.quarantine,
+            inp.validation_summary,
+            year,
+            None,
+            inp.row_counts,
+            inp.previous_problems,
+        ),
+        "sources": source_files(
+            inp.manifest, inp.row_counts, inp.quarantine, year, None, inp.previous_problems
+        ),
         "four_domains": FOUR_DOMAINS_NOTE.format(thr=f"{thr:g}"),
+        "scope": provenance.scope(thr),
+        "date": provenance.report_date(year),
+        "internal_mark": provenance.INTERNAL_MARK,
+        **_leadership(f, inp, lk, year, counties, cells, grades, names, rules, first),
     }
+
+
+def _leadership(
+    f: Fmt,
+    inp: Inputs,
+    lk: Lookup,
+    year: int,
+    counties: Sequence[str],
+    cells,
+    grades,
+    names: Mapping[str, str],
+    rules: ViewRules,
+    first: bool,
+) -> dict:
+    """The summary's first pages: conclusions in sentences, the 整改任务分解 with the city-wide
+    common problems, and the facts per county for a 监测结果运用实验区 application
+    (:mod:`pipeline.report.city`; every part a row shown elsewhere or a count of rows)."""
+    thr = rules.quality_sdr_max
+    cmp = Comparisons(inp.comparisons)
+    need = schemas.LEVEL_LABELS.get(rules.quality_min_level, rules.quality_min_level).split()[0]
+    quality, failing, schools, worse, per_county = {}, {}, {}, {}, {}
+    for c in counties:
+        items = [quality_item(f, lk, year, c, g, s, rules) for g, s in cells
+                 if _has_cell(lk, year, c, g, s)]  # fmt: skip
+        quality[c] = (quality_overall(items), items)
+        res = _resources(f, inp, year, c, rules)
+        schools[c] = res["school_counts"]
+        failing[c] = _resource_failures(f, inp.resource_balance, year, c)
+        worse[c] = [
+            text
+            for g in grades
+            for ind in BURDEN_INDICATORS
+            if (test := cmp.get(year, c, g, "", ind, BURDEN_RULES[ind])) is not None
+            and lk.get(year, c, g, "", ind) is not None
+            and (text := city.burden_worse_text(f, test, g, ind, bench_name(test)))
+        ]
+        per_county[c] = problems_for(inp.problems, year, c)
+    probs = (
+        pd.concat(per_county.values())
+        if per_county
+        else pd.DataFrame(columns=schemas.PROBLEMS.names)
+    )
+    open_, _ = split(probs)
+    items = city.task_items(open_, thr)
+    conclusions = [
+        city.quality_sentence(names, quality, thr, need),
+        city.resource_sentence(names, failing),
+        city.school_sentence(names, schools),
+        city.burden_sentence(names, worse, cmp.available),
+        *city.problem_sentences(f, probs, counties, names, first, FIRST_ROUND_TEXT),
+    ]
+    # the rounds a pilot application looks at: this one and the one before it in the data
+    rounds = sorted({int(y) for y in inp.indicators["year"] if int(y) <= year})[-2:]
+    facts, reconciled = [], {}
+    for c in counties:
+        n_out = provenance.set_aside(inp.quarantine, year, c)
+        reconciled[c] = provenance.reconciliation(f, lk, year, c, n_out)
+        facts.append(city.pilot_facts(
+            names.get(c, c), per_county[c], first=first,
+            student_years=_student_years(inp.indicators, c), years_in_data=rounds,
+            n_set_aside=n_out, n_students=provenance.passed_rows(inp.row_counts, "students", year, c),
+            reconciled=reconciled[c],
+        ))  # fmt: skip
+    tmap = city.task_map(items, counties, names, rules.common_share)
+    common = tmap["common"]
+    return {
+        "conclusions": [x for x in conclusions if x],
+        "task_map": tmap,
+        "task_notes": city.task_notes(items, open_, names),
+        "common": city.common_lines(common, names),
+        "n_common": len(common["types"]),
+        "common_rule": (
+            f"在半数及以上（{len(counties)} 个区县中至少 {common['min_counties']} 个）区县出现的问题类型"
+        ),
+        "common_mark": city.COMMON_MARK,
+        "pilot": facts,
+        "reconciled": "、".join(
+            f"{names.get(c, c)} {r['n_differ']} 项" for c, r in reconciled.items() if r["n_checked"]
+        ),
+    }
+
+
+def _resource_failures(f: Fmt, rb: pd.DataFrame | None, year, county) -> list[str]:
+    """「小学 L2 骨干教师 0.710」 per resource CV above its standard (rows with passes false)."""
+    if rb is None or rb.empty:
+        return []
+    sub = rb[(rb["year"] == year) & (rb["county_code"].astype(str) == county)]
+    out = []
+    for st in [*STAGE_ORDER, *sorted(set(sub["stage"]) - set(STAGE_ORDER))]:
+        for r in sub[sub["stage"] == st].sort_values("indicator").to_dict("records"):
+            if _isnum(r.get("passes")) and not bool(r["passes"]):
+                label = city.resource_label(st, _txt(r.get("indicator")))
+                out.append(f"{label} {f.num(r.get('cv'), 'rate')}")
+    return out
+
+
+def _student_years(ind: pd.DataFrame, county: str) -> list[int]:
+    """Years with estimates computed from student-level data for the county (not official)."""
+    mine = ind[(ind["county_code"] == county) & (ind["source"].astype(str) != "official")]
+    n = pd.to_numeric(mine["n_students"], errors="coerce")
+    return sorted({int(y) for y in mine.loc[n > 0, "year"]})
 
 
 def _summary_cells(ind: pd.DataFrame, year, codes, monitoring: MonitoringParams) -> list:
@@ -1227,7 +1250,7 @@ def _summary_overview(
     need = schemas.LEVEL_LABELS.get(rules.quality_min_level, rules.quality_min_level).split()[0]
     rows.append(
         [
-            f"优质均衡质量指标（各年级学科均须学业水平{need}级以上且校际差异率 < {thr:g}）",
+            "优质均衡质量指标\n（各年级学科均须达标）",
             *[quality_overall(items[c])["text"] for c in counties],
         ]
     )
@@ -1300,7 +1323,10 @@ def _summary_overview(
     if not first_round:
         rows.append(prev_row)
         rows.append(close_row)
-    notes = [FOUR_DOMAINS_NOTE.format(thr=f"{thr:g}")]
+    notes = [
+        f"优质均衡质量指标：每个年级学科均须学业水平{need}级以上且校际差异率 < {thr:g}。",
+        FOUR_DOMAINS_NOTE.format(thr=f"{thr:g}"),
+    ]
     if any_unsure:
         notes.append(f"{UNSURE_MARK} 95% 置信区间包含 {thr:g}，达标与否尚难定论。")
     if any_nonpos:
