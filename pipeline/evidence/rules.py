@@ -477,14 +477,18 @@ def school_details(row: dict, p: EvidenceParams) -> list[dict]:
     """Each of the seven indicators of one school section: value, standard, share of the standard
     and whether it is met (``value >= standard``, inclusive, as the indicators stage judges)."""
     std = p.resource_thresholds.get(str(row["stage"]), {})
+    units = p.rules["RES"].units_by_indicator if "RES" in p.rules else {}
     out = []
     for ind in RESOURCE_INDICATORS:
         v = _scalar(row.get(ind))
         thr = std.get(ind)
         ratio = v / thr if v is not None and thr else None
+        u = units.get(ind)
         out.append({
             "indicator": ind, "value": v, "standard": thr, "ratio": ratio,
             "met": None if v is None or thr is None else bool(v >= thr),
+            # the unit responsible for this item (a school's task is split per unmet item)
+            "lead_unit": u.lead if u else "", "support_units": "、".join(u.support) if u else "",
         })  # fmt: skip
     return out
 

@@ -95,6 +95,22 @@ def unmet_items(ev: Mapping) -> list[tuple[str, str]]:
     return sorted(found, key=lambda p: (STAGE_ORDER.index(p[0]) if p[0] in STAGE_ORDER else 9, p))
 
 
+def _item_units(r: Mapping) -> dict[tuple, tuple[str, str]]:
+    """A school problem's unmet items → (lead, supporting units) of each item, as the evidence
+    stage names them (``details[].lead_unit``): the 骨干教师 task goes to 人事科 whichever item
+    leads the school's problem."""
+    ev = parse_evidence(r.get("evidence"))
+    out: dict[tuple, tuple[str, str]] = {}
+    for src in (ev["measures"], ev["rows"]):
+        for m in src:
+            stage = _txt(m.get("stage"))
+            for d in m.get("details") or []:
+                if isinstance(d, Mapping) and d.get("met") is False and d.get("lead_unit"):
+                    key = _resource_key(stage, _txt(d.get("indicator")), 1)
+                    out.setdefault(key, (_txt(d["lead_unit"]), _txt(d.get("support_units"))))
+    return out
+
+
 def problem_types(r: Mapping, thr: float) -> list[tuple[tuple, str, str]]:
     """(sort key, type label, counting unit) of one problem; a school gives one per unmet item."""
     rule = _txt(r.get("rule_id"))
@@ -147,8 +163,11 @@ def task_items(open_: pd.DataFrame, thr: float) -> pd.DataFrame:
             "severity": _txt(r.get("severity")),
             "previous_status": _txt(r.get("previous_status")),
         }
+        units = _item_units(r) if base["rule_id"] == "SCHOOL" else {}
         for key, label, unit in problem_types(r, thr):
-            rows.append({**base, "type_key": key, "type": label, "unit": unit})
+            lead, support = units.get(key, (base["lead_unit"], base["support_units"]))
+            rows.append({**base, "type_key": key, "type": label, "unit": unit,
+                         "lead_unit": lead or base["lead_unit"], "support_units": support})  # fmt: skip
     return pd.DataFrame(rows, columns=ITEM_COLUMNS)
 
 
