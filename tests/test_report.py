@@ -1361,3 +1361,25 @@ def test_print_rules_take_precedence_over_the_screen_styles(tmp_path):
 
     pypdf.PdfReader(tmp_path / "a.pdf").pages[0].extract_text(visitor_text=visit)
     assert sizes == {"校际差异率": 20.0, "内部资料": 8.0}
+
+
+def test_task_map_sends_each_unmet_item_to_its_own_lead_unit():
+    """A school led by 装备中心 (its deepest item is L6) with L2 unmet too: the L2 task goes to
+    人事科, as the evidence names it per item, so a problem type never has two lead units."""
+    import json
+
+    from pipeline.report import city
+
+    det = [
+        {"indicator": "L2", "met": False, "lead_unit": "人事科", "support_units": "教研室"},
+        {"indicator": "L6", "met": False, "lead_unit": "装备中心", "support_units": "财政局"},
+    ]
+    ev = {"rule_id": "SCHOOL", "measures": [{"stage": "primary", "details": det}], "rows": []}
+    row = {"county_code": "450107", "problem_id": "SCH-450107-S1", "rule_id": "SCHOOL",
+           "lead_unit": "装备中心", "support_units": "人事科", "severity": "高",
+           "previous_status": "new", "evidence": json.dumps(ev, ensure_ascii=False),
+           "grade": None, "indicator": "school_compliance", "group_var": "school",
+           "group_value": "S1"}  # fmt: skip
+    items = city.task_items(pd.DataFrame([row]), 0.15)
+    leads = dict(zip(items["type"].str.contains("骨干"), items["lead_unit"], strict=True))
+    assert leads == {True: "人事科", False: "装备中心"}
