@@ -59,7 +59,7 @@ import pandas as pd
 
 from pipeline.config import MonitoringParams
 from pipeline.indicators.params import IndicatorsParams
-from pipeline.indicators.scores import ci_method, make_design, score_designs, score_matrix
+from pipeline.indicators.scores import ci_method, make_design, score_designs, score_values
 from pipeline.indicators.survey import JKnDesign, Replicates, ci_quantile, design_df, rubin
 
 BALANCE_INDICATORS = ("school_difference_rate", "eta_squared", "school_mean_cv")
@@ -174,8 +174,8 @@ def balance_estimates(
 ) -> pd.DataFrame:
     """校际差异率 rows per year × grade × subject × county (and pooled), whole population."""
     parts = []
-    for year, grade, subject, d, cuts in score_designs(merged, subject_labels, monitoring):
-        scores = score_matrix(d, pv_cols, cuts)[:, :, 0]  # (M, N)
+    for year, grade, subject, d, _cuts in score_designs(merged, subject_labels, monitoring):
+        scores = score_values(d, pv_cols)[0]  # (M, N); partial PVs are logged by score_estimates
         county = d["c_idx"].to_numpy()
         school = d["s_idx"].to_numpy()
         thetas, variances, sizes = [], [], None

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from pipeline.config import MonitoringParams
 from pipeline.errors import EqmError
@@ -252,16 +251,19 @@ def domain_estimates(
     column of ``indicators.parquet``; :func:`add_ci` uses it.
     """
     sd_vars = dict(sd_vars or {})
+    m_pv, n_obs, n_given = values.shape
+    # rows[m, v] is variable v of PV m as one contiguous (N,) row, so that every bincount below
+    # reads its weights contiguously (a copy without a transpose when ``values`` comes from
+    # score_matrix / questionnaire_matrix, which build the (M, N, V) array as a view of (M, V, N))
+    rows = np.empty((m_pv, n_given + len(sd_vars), n_obs))
+    rows[:, :n_given, :] = values.transpose(0, 2, 1)
     shifts = {}
-    if sd_vars:  # hidden (y − c)² variables for the SDs
-        extra = []
-        for v in sd_vars:
-            y = values[:, :, variables.index(v)]
-            shifts[v] = float(np.nanmean(y)) if np.isfinite(y).any() else 0.0
-            extra.append((y - shifts[v]) ** 2)
-        values = np.concatenate([values, np.stack(extra, axis=2)], axis=2)
-        variables = (*variables, *(f"_sq_{v}" for v in sd_vars))
-    m_pv, n_obs, n_var = values.shape
+    for j, v in enumerate(sd_vars):  # hidden (y − c)² variables for the SDs
+        y = values[:, :, variables.index(v)]
+        shifts[v] = float(np.nanmean(y)) if np.isfinite(y).any() else 0.0
+        rows[:, n_given + j, :] = (y - shifts[v]) ** 2
+    variables = (*variables, *(f"_sq_{v}" for v in sd_vars))
+    n_var = len(variables)
     weight = np.asarray(weight, dtype=float)
     if not (np.isfinite(weight) & (weight > 0)).all():
         raise ValueError("domain_estimates needs finite weights > 0 (compute() checks the data)")
@@ -303,14 +305,14 @@ def domain_estimates(
     ]
     thetas, variances, cnt = [], [], None
     for m in range(m_pv):
-        valid = ~np.isnan(values[m])  # (N, V)
-        wy = np.where(valid, weight[:, None] * values[m], 0.0)
+        valid = ~np.isnan(rows[m])  # (V, N)
+        wy = np.where(valid, rows[m] * weight, 0.0)
         # variables with the same missing-value pattern share their denominators and counts
         same_as = [
-            next(u for u in range(v + 1) if np.array_equal(valid[:, u], valid[:, v]))
+            next(u for u in range(v + 1) if np.array_equal(valid[u], valid[v]))
             for v in range(n_var)
         ]
-        wv = np.where(valid, weight[:, None], 0.0)
+        wv = {u: np.where(valid[u], weight, 0.0) for u in set(same_as)}
         nums, dens, cnts = [], [], []
         for g, idx in zip(groups, bins, strict=True):
             n_g = len(g.labels)
@@ -320,15 +322,13 @@ def domain_estimates(
             for v in range(n_var):
                 u = same_as[v]
                 if u not in den_v:
-                    den_v[u] = np.bincount(idx, weights=wv[:, u], minlength=size)[:-1].reshape(
+                    den_v[u] = np.bincount(idx, weights=wv[u], minlength=size)[:-1].reshape(
                         s_n, n_g
                     )
                     if m == 0:
-                        c = np.bincount(idx, weights=valid[:, u], minlength=size)[:-1]
+                        c = np.bincount(idx, weights=valid[u], minlength=size)[:-1]
                         cnt_v[u] = np.rint(c).astype(np.int64).reshape(s_n, n_g)
-                nums.append(
-                    np.bincount(idx, weights=wy[:, v], minlength=size)[:-1].reshape(s_n, n_g)
-                )
+                nums.append(np.bincount(idx, weights=wy[v], minlength=size)[:-1].reshape(s_n, n_g))
                 dens.append(den_v[u])
                 if m == 0:
                     cnts.append(cnt_v[u])
@@ -536,18 +536,16 @@ def prepare_scores(
     return merged, pv_cols, np.asarray(subj_labels, dtype=object)
 
 
-def score_matrix(
-    frame: pd.DataFrame, pv_cols: list[str], cuts: tuple[float, float, float]
-) -> np.ndarray:
-    """``(M, N, 7)`` values of :data:`SCORE_VARIABLES` for the rows of one design.
+def score_values(
+    frame: pd.DataFrame, pv_cols: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(M, N)`` scores of the rows of one design, the rows left out, and the PV columns used.
 
-    The score is ``scale_score`` or, when the design has plausible values, each ``pv_m``. The level
-    is the given level (``lev`` code 0..3) when present, else derived from the score (per PV) with the cut scores
-    (lower bounds of Ⅱ, Ⅲ, Ⅳ; a score equal to a cut belongs to the higher level).
-
-    Rubin's rules need every PV analysis over the same students: a row missing some of its
-    plausible values (but not all) is left out of every PV (logged), so no PV's estimate, and no
-    pooled row, mixes a different set of students and schools.
+    The score is ``scale_score`` or, when the design has plausible values, each ``pv_m``. Rubin's
+    rules need every PV analysis over the same students: a row missing some of its plausible
+    values (but not all) is left out of every PV (its scores are NaN; the mask is returned so the
+    caller can log it), so no PV's estimate, and no pooled row, mixes a different set of students
+    and schools.
     """
     pvs = [c for c in pv_cols if frame[c].notna().any()]
     score_cols = pvs if pvs else ["scale_score"]
@@ -555,26 +553,45 @@ def score_matrix(
     if len(pvs) > 1:
         present = frame[pvs].notna().to_numpy()
         partial = present.any(axis=1) & ~present.all(axis=1)
-        if partial.any():
-            log.warning(
-                "%d 条成绩只有部分似真值（%s），这些成绩不参与估计；请在数据中补齐或删除",
-                int(partial.sum()),
-                "、".join(pvs),
-            )
+    y = np.empty((len(score_cols), len(frame)))
+    for m, col in enumerate(score_cols):
+        y[m] = (
+            frame[col].to_numpy(dtype=float, na_value=np.nan)
+            if col in frame
+            else np.full(len(frame), np.nan)
+        )
+        y[m, partial] = np.nan
+    return y, partial, pvs
+
+
+def score_matrix(
+    frame: pd.DataFrame, pv_cols: list[str], cuts: tuple[float, float, float]
+) -> np.ndarray:
+    """``(M, N, 7)`` values of :data:`SCORE_VARIABLES` for the rows of one design.
+
+    The scores are those of :func:`score_values` (``scale_score`` or each ``pv_m``; a row missing
+    some of its plausible values is left out of every PV, logged here). The level is the given
+    level (``lev`` code 0..3) when present, else derived from the score (per PV) with the cut
+    scores (lower bounds of Ⅱ, Ⅲ, Ⅳ; a score equal to a cut belongs to the higher level).
+
+    The array is a ``(M, N, 7)`` view of a C-ordered ``(M, 7, N)`` one: each variable is one
+    contiguous row, as :func:`domain_estimates` reads it.
+    """
+    scores, partial, pvs = score_values(frame, pv_cols)
+    if partial.any():
+        log.warning(
+            "%d 条成绩只有部分似真值（%s），这些成绩不参与估计；请在数据中补齐或删除",
+            int(partial.sum()),
+            "、".join(pvs),
+        )
     given = (
         frame["lev"].to_numpy(dtype=np.int64)
         if "lev" in frame
         else np.full(len(frame), -1, dtype=np.int64)
     )
-    out = np.empty((len(score_cols), len(frame), len(SCORE_VARIABLES)))
+    out = np.empty((len(scores), len(SCORE_VARIABLES), len(frame))).transpose(0, 2, 1)
     cut = np.asarray(cuts, dtype=float)
-    for m, col in enumerate(score_cols):
-        y = (
-            frame[col].to_numpy(dtype=float, na_value=np.nan)
-            if col in frame
-            else np.full(len(frame), np.nan)
-        )
-        y = np.where(partial, np.nan, y)
+    for m, y in enumerate(scores):
         derived = np.where(np.isnan(y), -1, np.searchsorted(cut, y, side="right"))
         lev = np.where(partial, -1, np.where(given >= 0, given, derived))
         has = lev >= 0
@@ -703,6 +720,8 @@ def add_ci(
     of each row's interval); when ``frame`` has a ``method`` column, ``"; " + ci_method`` is
     appended to it.
     """
+    from scipy.special import expit  # here, not at the top: eqm demo-data imports this package
+
     if percent_ci not in ("logit", "wald"):
         raise ValueError(f"unknown percent_ci {percent_ci!r}")
     est = frame["estimate"].to_numpy(dtype=float)
@@ -837,7 +856,7 @@ def questionnaire_matrix(frame: pd.DataFrame, grade: int, params: IndicatorsPara
             hw,
             sleep,
         ]
-    return np.stack(cols, axis=1)[None, :, :]
+    return np.stack(cols)[None, :, :].transpose(0, 2, 1)  # (1, N, 6), rows contiguous
 
 
 def questionnaire_estimates(

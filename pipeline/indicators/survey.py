@@ -143,10 +143,14 @@ class Replicates:
         """
         d = self.design
         f = d.rscale[:, None]
-        dev_c = self.rep_c - self.theta_c[d.stratum]
-        var_c = d.stratum_sum(f * dev_c**2)
-        dev_p = self.rep_p - self.theta_p[None, :]
-        var_p = (f * dev_p**2).sum(axis=0)
+        dev = np.subtract(self.rep_c, self.theta_c[d.stratum])  # f·(θ_(hs) − θ)², in place
+        np.square(dev, out=dev)
+        np.multiply(f, dev, out=dev)
+        var_c = d.stratum_sum(dev)
+        np.subtract(self.rep_p, self.theta_p[None, :], out=dev)
+        np.square(dev, out=dev)
+        np.multiply(f, dev, out=dev)
+        var_p = dev.sum(axis=0)
         return var_c, var_p
 
     def variance_replicate_mean(self) -> tuple[np.ndarray, np.ndarray]:
@@ -200,11 +204,21 @@ def ratio_replicates(design: JKnDesign, num: np.ndarray, den: np.ndarray) -> Rep
         yc = design.stratum_sum(num)
         wc = design.stratum_sum(den)
         theta_c = yc / wc
-        rep_c = (yc[st] - num) / (wc[st] - den)
         ty, tw = yc.sum(axis=0), wc.sum(axis=0)
         theta_p = ty / tw
         c = design.factor[:, None]
-        rep_p = (ty - yc[st] + c * (yc[st] - num)) / (tw - wc[st] + c * (wc[st] - den))
+        # (S, K) work arrays updated in place (a province design has ~10⁴ PSUs × ~10² columns):
+        # rep_c = (Y_h − Y_s)/(W_h − W_s); rep_p = (T_Y − Y_h + c·(Y_h − Y_s))/(T_W − W_h + c·(W_h − W_s))
+        y_h, w_h = yc[st], wc[st]
+        dy, dw = y_h - num, w_h - den
+        rep_c = dy / dw
+        np.subtract(ty, y_h, out=y_h)
+        np.subtract(tw, w_h, out=w_h)
+        np.multiply(c, dy, out=dy)
+        np.multiply(c, dw, out=dw)
+        y_h += dy
+        w_h += dw
+        rep_p = np.divide(y_h, w_h, out=y_h)
     # a single-PSU stratum: no replicate (zero variance contribution)
     single = design.n_h[st] == 1
     if single.any():
