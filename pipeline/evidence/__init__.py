@@ -57,9 +57,10 @@ Statistics
 * No SE (county reports often print none): decided by a margin (``effect_size_sd`` x SD for scores
   and gaps, ``no_se_margin_pct_points`` for percentages); p and q stay NaN (outside BH) and the
   title says so.
-* Multiplicity: Benjamini–Hochberg across every rule test of a round (Benjamini & Hochberg 1995);
-  the mirrored tests behind 优于 labels form their own family; the change tests of a round (the
-  re-check of the previous round's list) form a third.
+* Multiplicity: Benjamini–Hochberg across the rule tests that decide a round (Benjamini &
+  Hochberg 1995); a rule that fires on its value (ICC, LEVEL, RES, SCHOOL) reports its p but is not
+  in the family, so it cannot dilute the others; the mirrored tests behind 优于 labels form their
+  own family; the change tests of a round (the re-check of the previous round's list) a third.
 * Rounds: see :mod:`.tracking` (statuses, close-outs, not re-measured subjects, the change test
   ``SE = sqrt(se_now² + se_prev² + LE²)`` with the linking error ``evidence.linking_error`` per
   subject and indicator, none for scale-free statistics).
