@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _output import emit  # benchmarks/ is on sys.path when a script runs
+
 # as the eqm command does (pipeline/cli.py), for the in-process figures; set before NumPy loads
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
@@ -271,10 +273,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = versus_r(args) if args.r else province(args)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

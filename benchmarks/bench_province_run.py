@@ -20,7 +20,6 @@ issue asks for the figure to be measured and put in the README. Prints one JSON 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from _output import emit  # benchmarks/ is on sys.path when a script runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -164,10 +164,7 @@ def main() -> None:
         "load_average_1min": round(os.getloadavg()[0], 2),
         "target": "measured (no target)",
     }
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

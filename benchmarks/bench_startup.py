@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from _output import emit  # benchmarks/ is on sys.path when a script runs
+
 REPO = Path(__file__).resolve().parents[1]
 EQM = Path(sys.executable).with_name("eqm")
 STAGES = ("ingest", "validate", "indicators", "evidence", "report", "demo")
@@ -35,6 +37,7 @@ STAGES = ("ingest", "validate", "indicators", "evidence", "report", "demo")
 BYTECODE_PROBE = r"""
 import importlib.util, json, os, sys
 import pipeline.cli
+
 for s in sys.argv[1:]:
     __import__("pipeline." + s)
 missing = {"project": [], "third_party": []}
@@ -124,10 +127,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,7 @@ from pipeline.config import make_context
 
 pytestmark = pytest.mark.slow
 
-KEY = [
-    "rule_id",
-    "year",
-    "county_code",
-    "grade",
-    "subject",
-    "indicator",
-    "group_var",
-    "group_value",
-]
+KEY = ["rule_id", *schemas.CELL_KEY]  # a candidate cell of one rule
 
 
 @pytest.fixture(scope="module")

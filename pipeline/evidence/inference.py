@@ -108,8 +108,8 @@ def change_test(
     (0 until configured; never for scale-free statistics such as 校际差异率 or 差异系数), because the
     two rounds are independent samples and the scale link adds its own error (NAEQ/PISA practice:
     OECD, PISA 2018 Technical Report, ch. 12). ``z = d / SE(d)``, two-sided normal p (the rounds
-    have different designs, so no single design df applies). Returns ``(d, se_d, z, p)`` without
-    ``d``: ``(se_d, z, p)``; NaN where an SE is missing or zero.
+    have different designs, so no single design df applies). Returns ``(se_d, z, p)``; NaN where
+    an SE is missing or zero.
     """
     se_d = np.sqrt(se_now**2 + se_prev**2 + linking_error**2)
     z, p = z_test(v_now * bad_dir, v_prev * bad_dir, se_d, 1, two_sided=True)

@@ -30,6 +30,7 @@ import pandas as pd
 
 import pipeline.schemas as schemas
 from pipeline.errors import EqmError
+from pipeline.evidence.text import LEVEL_NAMES
 
 SHEET = "整改台账"
 SCHOOL_SHEET = "学校名单"
@@ -80,7 +81,7 @@ def _unit_format(rule: str, indicator: str, kind: str) -> str:
 
 def _display_value(rule: str, indicator: str, v: Any) -> Any:
     if indicator == "achievement_level" and pd.notna(v):
-        return {1: "水平Ⅰ", 2: "水平Ⅱ", 3: "水平Ⅲ", 4: "水平Ⅳ"}.get(int(round(v)), v)
+        return LEVEL_NAMES.get(int(round(v)), v)
     return v
 
 

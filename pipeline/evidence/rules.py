@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri, stdtrit
+from scipy.special import ndtr, ndtri, stdtrit
 
 import pipeline.schemas as schemas
 from pipeline.errors import EqmError
@@ -244,7 +244,7 @@ def rule_icc(obs: pd.DataFrame, p: EvidenceParams) -> pd.DataFrame:
     thr = p.icc_threshold
     ci_low = d["ci_low"].fillna(d["estimate"] - p.ci_z * d["se"])
     df = design_df(d, p.p_reference)
-    level = 1.0 - tail(pd.Series([p.ci_z]), None).iloc[0]  # Φ(ci_z)
+    level = ndtr(p.ci_z)  # Φ(ci_z)
     dfa = (
         pd.to_numeric(df, errors="coerce").to_numpy(float)
         if df is not None

@@ -34,17 +34,6 @@ def decimals(rule: str) -> int:
     return 3 if rule in ("ICC", "RES") else (0 if rule in ("LEVEL", "SCHOOL") else 1)
 
 
-def unit_of(rule: str, indicator: str) -> str:
-    """Unit printed after a value (差距 column, titles): %, 分, or none for rates and levels."""
-    if str(indicator).startswith("pct_"):
-        return "%"
-    if indicator in ("mean_score", "gap_mean_score"):
-        return "分"
-    if rule == "SCHOOL":
-        return "项"
-    return ""
-
-
 def group_label(gv: str, gval: str) -> str:
     if not gv:
         return ""
