@@ -969,6 +969,11 @@ def test_closeouts_are_listed_apart_and_never_counted_as_problems(rendered):
         text = rendered["pdf"][county]
         assert f"本轮问题清单共{n_open}个问题" in text
         assert f"本轮问题清单共{n_open}项" in text  # findings
+        # the 与上一轮相比 parts of the findings sentence add up to the total
+        sentence = text.split(f"本轮问题清单共{n_open}项")[1].split("另有")[0]
+        if "与上一轮相比" in sentence:
+            parts = re.findall(r"(\d+)项", sentence.split("与上一轮相比")[1])
+            assert sum(map(int, parts)) == n_open, sentence
         assert "上一轮问题已达标（建议销号）" in text
         html = rendered["html"][county]
         section = html.split("上一轮问题已达标（建议销号）</h3>")[1].split("<h3>")[0]

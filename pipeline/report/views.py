@@ -849,8 +849,10 @@ def _findings(
         sev = "、".join(f"{s} {n} 项" for s, n in problems["severity_counts"])
         text = f"本轮问题清单共 {problems['n']} 项" + (f"（严重程度：{sev}）" if sev else "")
         prev = [(lab, n) for lab, n in problems["previous_counts"] if "建议销号" not in lab]
-        if prev:
-            text += "；与上一轮相比：" + "、".join(f"{lab} {n} 项" for lab, n in prev)
+        if prev:  # the parts add up to the total: new ones first, then last round's
+            n_new = problems["n"] - sum(n for _, n in prev)
+            parts = [(previous_label("new"), n_new), *prev] if n_new else prev
+            text += "；与上一轮相比：" + "、".join(f"{lab} {n} 项" for lab, n in parts)
         out.append(text + (f"；另有{closeouts}" if closeouts else "") + "。")
     else:
         out.append(
