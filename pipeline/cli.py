@@ -1,9 +1,13 @@
 """The ``eqm`` command line. It holds no logic: it builds a RunContext and calls stage ``run()``s.
 
 ``eqm demo-data`` writes the synthetic demo round into ``data/raw/``; ``eqm run`` runs every stage
-in order; ``eqm ingest|validate|indicators|evidence|report`` runs one. Every command takes
-``--root DIR`` (default: the current directory) and ``--quiet``. Exit codes: 0 success, 1 a problem
-the user can fix (the message says what and where), 2 an internal error (traceback in the log file).
+in order; ``eqm ingest|validate|indicators|evidence|report`` runs one; ``eqm init DIR`` makes a new
+round's folder and ``eqm templates`` its fill-in workbooks (:mod:`pipeline.collect`). Every command
+takes ``--root DIR`` (default: the current directory; ``init`` takes the folder itself) and
+``--quiet``. Exit codes: 0 success, 1 a problem the user can fix (the message says what and where;
+also a full disk, a permission error, or another eqm command running on the same root), 2 an
+internal error (traceback in the log file). ``demo-data``, ``run`` and the stage commands hold the
+project root's lock and first undo what a killed run left (:mod:`pipeline.generations`).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pipeline import generations
 from pipeline.config import make_context
 from pipeline.errors import EqmError
 
@@ -89,12 +95,23 @@ def _run_stages(names: tuple[str, ...], root: Path, quiet: bool) -> None:
     _setup_logging(quiet)
     log = logging.getLogger("eqm")
     root = Path(root)
-    try:
+    with _exit_codes(root):
         ctx = make_context(root, quiet=quiet, progress=_rich_progress)
-        for name in names:
-            module = importlib.import_module(f"pipeline.{name}")
-            log.info("▶ %s（%s）", STAGE_LABELS[name], name)
-            module.run(ctx)
+        # one writing command per project root; then undo what a killed run left behind
+        with generations.project_lock(ctx.paths):
+            generations.recover(ctx.paths)
+            for name in names:
+                module = importlib.import_module(f"pipeline.{name}")
+                log.info("▶ %s（%s）", STAGE_LABELS[name], name)
+                module.run(ctx)
+
+
+@contextlib.contextmanager
+def _exit_codes(root: Path) -> Iterator[None]:
+    """Every command's exit rules: EqmError -> its message, exit 1; Ctrl-C -> 130; anything else
+    -> one line and exit 2, the traceback in ``<root>/data/eqm.log``."""
+    try:
+        yield
     except EqmError as exc:
         typer.secho(f"错误：{exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
@@ -102,6 +119,10 @@ def _run_stages(names: tuple[str, ...], root: Path, quiet: bool) -> None:
         typer.secho("已中断；未完成的环节没有写出任何文件。", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback to the user
+        user = generations.user_error(exc, root.resolve())  # full disk, permissions: exit 1
+        if user is not None:
+            typer.secho(f"错误：{user}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
         log_file = root.resolve() / "data" / "eqm.log"
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +161,43 @@ def _stage_command(name: str) -> None:
 
 for _name in STAGES:
     _stage_command(_name)
+
+
+@app.command("init")
+def init_command(
+    directory: Annotated[
+        Path, typer.Argument(help="新一轮的项目目录（不存在则新建；已有目录中不能有同名文件）。")
+    ],
+    year: Annotated[int | None, typer.Option("--year", help="本轮监测年份，如 2025。")] = None,
+    counties: Annotated[
+        str | None,
+        typer.Option("--counties", help="本轮的区县代码或名称，逗号分隔，如 450107,450125。"),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """新建一轮监测的项目目录：params.yaml（默认参数及注释）、data/raw/ 各表文件夹及说明、sources.yaml 示例、.gitignore。"""
+    _setup_logging(quiet)
+    with _exit_codes(Path(directory)):
+        from pipeline.collect import init_round
+
+        init_round(Path(directory), year=year, counties=counties)
+
+
+@app.command("templates")
+def templates_command(
+    root: RootOpt = Path("."),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="模板写到哪个文件夹（默认：项目目录下的 templates/）。"),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """生成各表的 Excel 填写模板（填写说明、下拉列表、数值检查），发给区县填写。"""
+    _setup_logging(quiet)
+    with _exit_codes(Path(root)):
+        from pipeline.collect import write_templates
+
+        write_templates(make_context(root, quiet=quiet), out)
 
 
 def main() -> None:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 PARAMS_FILE = "params.yaml"
 SECTIONS = ("monitoring", "demo", "ingest", "validate", "indicators", "evidence", "report")
 RAW_TABLES = ("students", "scores", "schools", "county_reports", "previous_problems")
+# data/raw/ marker of `eqm init`: its scaffold files (sha256), which `eqm demo-data` may replace
+INIT_MARKER = ".eqm-init.json"
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,42 @@ class Paths:
     def log_file(self) -> Path:
         """Internal errors (with traceback) are logged here, never shown on the terminal."""
         return self.root / "data" / "eqm.log"
+
+    # --- generations (pipeline/generations.py) -------------------------------------------------
+    def stage_outputs(self, stage: str) -> tuple[Path, ...]:
+        """What ``stage`` writes (files and whole folders), as ``dvc.yaml`` declares its outs."""
+        outs = {
+            "ingest": (
+                *(self.ingested(t) for t in RAW_TABLES),
+                self.ingest_quarantine,
+                self.ingest_manifest,
+            ),
+            "validate": (
+                self.validated_dir,
+                self.validation_quarantine,
+                self.validation_findings,
+                self.validation_summary,
+                self.validation_pages,
+            ),
+            "indicators": (
+                self.indicators,
+                self.resource_balance,
+                self.school_compliance,
+                self.indicators_summary,
+            ),
+            "evidence": (self.problems, self.comparisons, self.evidence_dir),
+            "report": (self.reports,),
+        }
+        return outs[stage]
+
+    def stamp(self, stage: str) -> Path:
+        """The stage's generation stamp: written last when it commits, removed before it renames."""
+        return self.processed / ".stamps" / f"{stage}.json"
+
+    @property
+    def lock_file(self) -> Path:
+        """One writing eqm command per project root at a time (holds the PID of the holder)."""
+        return self.root / "data" / ".eqm.lock"
 
 
 def load_params(root: Path) -> dict[str, dict[str, Any]]:

@@ -62,6 +62,7 @@ non-response adjustment (Lohr, *Sampling: Design and Analysis*, 2nd ed., §6.2).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -79,7 +80,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline.config import MonitoringParams, RunContext
+from pipeline.config import INIT_MARKER, MonitoringParams, RunContext
 from pipeline.errors import EqmError
 from pipeline.indicators.params import (
     DEFAULT_CV_THRESHOLDS,
@@ -93,9 +94,9 @@ log = logging.getLogger(__name__)
 
 SYNTHETIC_LABEL = "合成演示数据（eqm demo-data 生成，非真实监测结果）"
 MARKER = ".eqm-demo.json"
-KEPT_RAW_FILES = frozenset(
-    {"README.md", ".gitkeep"}
-)  # the repository's own files in data/raw: kept
+# guides and placeholders in data/raw or its folders (the repository's data/raw/README.md, the
+# folder guides of `eqm init`): kept, in place
+KEPT_RAW_FILES = frozenset({"README.md", ".gitkeep"})
 JUNK_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})  # dropped on replacement
 FIXED_TIME = datetime(2022, 11, 8, 0, 0, 0)  # written into xlsx/sav metadata instead of "now"
 TOTAL_VARIANCE = 100.0**2  # NAEQ scale: SD 100 in the base year
@@ -1853,16 +1854,16 @@ def check_raw_is_replaceable(raw: Path) -> None:
         raise EqmError(f"{raw} 不是文件夹。", hint="请检查项目目录结构。")
     present = {p.relative_to(raw).as_posix(): p for p in sorted(raw.rglob("*")) if p.is_file()}
     present = {
-        k: p for k, p in present.items() if k not in KEPT_RAW_FILES and p.name not in JUNK_FILES
+        k: p
+        for k, p in present.items()
+        if p.name not in KEPT_RAW_FILES and p.name not in JUNK_FILES
     }
-    marker = raw / MARKER
     known: dict[str, str] = {}
-    if marker.is_file():
-        try:
-            known = json.loads(marker.read_text(encoding="utf-8")).get("files", {})
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            known = {}
-    present.pop(MARKER, None)
+    for marker in (raw / MARKER, raw / INIT_MARKER):  # files this generator or `eqm init` wrote
+        if marker.is_file():
+            with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                known.update(json.loads(marker.read_text(encoding="utf-8")).get("files", {}))
+        present.pop(marker.name, None)
     foreign = sorted(set(present) - set(known))
     changed = sorted(
         k for k in set(present) & set(known) if _sha256(present[k].read_bytes()) != known[k]
@@ -1889,9 +1890,11 @@ def run(ctx: RunContext) -> None:
     with outputs() as out:
         tmp = out.directory(raw)
         os.chmod(tmp, 0o755)
-        for name in sorted(KEPT_RAW_FILES):  # e.g. the committed data/raw/README.md
-            if (raw / name).is_file():
-                shutil.copy2(raw / name, tmp / name)
+        found = raw.rglob("*") if raw.is_dir() else ()
+        kept = sorted(p for p in found if p.is_file() and p.name in KEPT_RAW_FILES)
+        for p in kept:  # e.g. the committed data/raw/README.md, the folder guides of eqm init
+            (tmp / p.relative_to(raw)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, tmp / p.relative_to(raw))
         files = render(world, params, mon, tmp)
         with ctx.step("写出演示数据文件", len(files)) as advance:
             for rel, data in sorted(files.items()):

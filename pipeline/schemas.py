@@ -234,18 +234,24 @@ SCHOOLS = Table(
         _c("enrollment_junior", "float", "初中在校生数", "初中在校生数", "初中部在校生数", unit="人", min=0),
         _c("enrollment_senior", "float", "高中在校生数", "高中在校生数", "高中部在校生数", unit="人", min=0),
         _c("is_teaching_point", "bool", "教学点", "教学点", "是否教学点"),
-        _c("teachers_above_degree", "float", "高于规定学历教师数", "高于规定学历教师数", unit="人", min=0),
-        _c("backbone_teachers", "float", "县级及以上骨干教师数", "县级及以上骨干教师数", unit="人", min=0),
-        _c("pe_art_teachers", "float", "体育艺术专任教师数", "体育艺术专任教师数", "体育、艺术专任教师数",
+        # The 7 resource columns (优质均衡 L1–L7) in the wordings of 教育事业统计 forms and county
+        # returns. Ingest also accepts them with a unit in brackets, 县级以上, 专任教师, 资产值 …
+        # (pipeline/ingest/headers.py loose_header), so only genuinely different names are listed.
+        _c("teachers_above_degree", "float", "高于规定学历教师数", "高于规定学历教师数",
+           "高于规定学历专任教师数", "高学历教师数", unit="人", min=0),
+        _c("backbone_teachers", "float", "县级及以上骨干教师数", "县级及以上骨干教师数", "县级以上骨干教师数",
            unit="人", min=0),
+        _c("pe_art_teachers", "float", "体育艺术专任教师数", "体育艺术专任教师数", "体育、艺术专任教师数",
+           "体育、艺术（美术、音乐）专任教师数", "体育艺术教师数", "体艺专任教师数", unit="人", min=0),
         _c("teaching_aux_area_m2", "float", "教学及辅助用房面积", "教学及辅助用房面积",
-           "教学及辅助用房面积(平方米)", unit="平方米", min=0),
+           "教学及辅助用房面积(平方米)", "教学辅助用房面积", "教学及教辅用房面积", unit="平方米", min=0),
         _c("sports_area_m2", "float", "体育运动场馆面积", "体育运动场馆面积", "体育运动场馆面积(平方米)",
-           unit="平方米", min=0),
+           "体育运动场（馆）面积", "体育运动场地面积", "运动场馆面积", unit="平方米", min=0),
         _c("equipment_value_yuan", "float", "教学仪器设备值", "教学仪器设备值(元)", "教学仪器设备值（元）",
-           "教学仪器设备值", unit="元", min=0,
+           "教学仪器设备值", "教学仪器设备资产值", "教学仪器设备总值", unit="元", min=0,
            description="a header in 万元 (教学仪器设备值(万元)) is multiplied by 10,000 at ingest"),
-        _c("multimedia_classrooms", "float", "网络多媒体教室数", "网络多媒体教室数", unit="间", min=0),
+        _c("multimedia_classrooms", "float", "网络多媒体教室数", "网络多媒体教室数", "网络多媒体教室",
+           "多媒体教室数", unit="间", min=0),
         _c("source_stage", "category", "原始学段", description="nine_year / complete_middle / twelve_year "
            "when the row was split from a whole-school row, else equal to stage"),
     ),
@@ -442,7 +448,7 @@ RESOURCE_BALANCE = Table(
         _c("county_value", "float", "县域均值", description="enrolment-weighted mean"),
         _c("cv", "float", "差异系数"),
         _c("threshold", "float", "差异系数标准"),
-        _c("passes", "bool", "是否达标"),
+        _c("passes", "bool", "是否达标（缺失 = 数据不全，无法判定）"),
         _c("n_schools", "int", "学校数"),
     ),
 )
@@ -480,7 +486,7 @@ SCHOOL_COMPLIANCE = Table(
         *(_c(k, "float", v) for k, v in RESOURCE_INDICATORS.items()),
         _c("n_met", "int", "达标项数"),
         _c("min_ratio_unmet", "float", "未达标项最低达成率"),
-        _c("passes", "bool", "是否达标"),
+        _c("passes", "bool", "是否达标（缺失 = 数据不全，无法判定）"),
         _c(
             "school_name",
             "str",
@@ -597,6 +603,10 @@ INGEST_RULES: dict[str, str] = {
     "ingest.split_enrollment": "一贯制学校各学段在校生数缺失或为 0，无法按学段拆分",
     "ingest.unknown_code": "代码无法识别（如性别、城乡类型、学科、水平）",
     "ingest.unknown_county": "区县名称或代码无法识别",
+    "ingest.error_value": "单元格为 Excel 错误值（#N/A、#VALUE!、#REF!、#DIV/0! 等）",
+    "ingest.formula_no_value": "公式没有保存计算结果（请在 Excel 中打开并保存后再发送）",
+    "ingest.bad_student_id": "学生编号格式不符（如科学计数法 1.23E+17 或带小数点，已被 Excel 改动）",
+    "ingest.county_mismatch": "区县代码与区县名称指向不同的区县",
 }
 
 VALIDATION_ROW_RULES: dict[str, str] = {
@@ -604,7 +614,7 @@ VALIDATION_ROW_RULES: dict[str, str] = {
     "out_of_range": "数值超出允许范围",
     "invalid_code": "代码不在允许的取值中",
     "missing_student_id": "缺少学生编号",
-    "duplicate_student": "同一年份学生编号重复（所有重复行均已隔离，无法判断哪一行正确）",
+    "duplicate_student": "同一年份学生编号重复且内容不同（各副本均已隔离，无法判断哪一行正确）",
     "grade_invalid": "年级不是 4 或 8",
     "weight_invalid": "学生权重缺失、不大于 0 或不是有限数",
     "county_unknown": "区县代码不在 params.yaml 的 monitoring.counties 中",
@@ -612,18 +622,21 @@ VALIDATION_ROW_RULES: dict[str, str] = {
     "homework_out_of_range": "每天书面作业时间超出合理范围",
     "sleep_out_of_range": "每天睡眠时间超出合理范围",
     "fitness_out_of_range": "体质健康总分超出合理范围",
-    "duplicate_score": "同一学生同一学科的成绩重复（所有重复行均已隔离）",
+    "duplicate_score": "同一学生同一学科的成绩重复且内容不同（各副本均已隔离）",
     "score_out_of_range": "量尺分数超出该年份、学科、年级的合理范围",
     "score_missing": "成绩行没有分数，也没有水平",
     "level_inconsistent": "水平与量尺分数、划界分数不一致",
     "student_unknown": "学生数据中没有这名学生（同一年份、学生编号）",
     "student_quarantined": "这名学生的学生数据行已被隔离，其成绩一并隔离",
-    "duplicate_school": "同一年份同一学校同一学段重复（所有重复行均已隔离）",
+    "duplicate_school": "同一年份同一学校同一学段重复且内容不同（各副本均已隔离）",
     "resource_negative": "办学条件数值为负数",
     "enrollment_not_positive": "纳入均衡评估的学校在校生数缺失或不大于 0",
-    "duplicate_report_row": "区县报告中同一指标同一组别重复（所有重复行均已隔离）",
+    "duplicate_report_row": "区县报告中同一指标同一组别重复且内容不同（各副本均已隔离）",
     "pct_out_of_range": "百分比不在 0–100 之间",
-    "duplicate_problem": "问题编号重复（所有重复行均已隔离）",
+    "duplicate_problem": "问题编号重复且内容不同（各副本均已隔离）",
+    "duplicate_identical": "与另一行完全相同的重复行（保留一行，其余隔离）",
+    "weight_implausible": "学生权重与同一区县同一年级的权重中位数相差过大",
+    "school_county_mismatch": "区县与其学校所属区县不一致",
 }
 
 VALIDATION_FINDING_RULES: dict[str, str] = {
@@ -639,6 +652,14 @@ VALIDATION_FINDING_RULES: dict[str, str] = {
     "no_school_data": "没有可用的学校办学条件数据",
     "no_scores": "有学生数据但没有成绩数据",
     "ingest_counts_mismatch": "导入清单的行数与隔离记录不一致",
+    "empty_file": "文件没有数据行",
+    "empty_table": "数据表没有任何数据行",
+    "rows_mostly_lost": "大部分数据被隔离",
+    "county_lost": "区县的数据全部被隔离",
+    "year_lost": "某年份的数据全部被隔离",
+    "duplicate_identical": "完全相同的重复行（保留一行）",
+    "school_county_conflict": "同一学校出现在不同区县",
+    "cut_scores_mismatch": "划界分数与数据中的水平不符",
 }
 
 

@@ -104,12 +104,21 @@ def write_parquet(path: Path, df: pd.DataFrame) -> Path:
     return path
 
 
+# The 7 resource columns (优质均衡 L1–L7): a schools file gives all of them or none (ingest).
+RESOURCE_HEADER = [
+    "高于规定学历教师数", "县级及以上骨干教师数", "体育艺术专任教师数", "教学及辅助用房面积",
+    "体育运动场馆面积", "网络多媒体教室数",
+]  # fmt: skip
+RESOURCE_VALUES = ["30", "6", "5", "2700", "4500", "14"]  # one school of 600 students
+
+
 def minimal_schools(root: Path, name: str = "schools/schools.csv") -> Path:
     return write_csv(
         root / "data" / "raw" / name,
-        ["年份", "区县代码", "学校编号", "学校名称", "学段", "在校生数", "教学仪器设备值(元)"],
-        [["2020", "450107", "4501070001", "一小", "小学", "600", "1200000"]],
-    )
+        ["年份", "区县代码", "学校编号", "学校名称", "学段", "在校生数", "教学仪器设备值(元)",
+         *RESOURCE_HEADER],
+        [["2020", "450107", "4501070001", "一小", "小学", "600", "1200000", *RESOURCE_VALUES]],
+    )  # fmt: skip
 
 
 def ctx(root: Path):

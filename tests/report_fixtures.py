@@ -27,6 +27,7 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.config import Paths
+from pipeline.generations import stamp_existing
 from pipeline.io import dump_json, table_to_bytes_stable
 
 CITY = "450100"
@@ -736,6 +737,7 @@ def write_project(
             )
             (p.evidence_dir / str(y) / "ledger").mkdir(parents=True, exist_ok=True)
             (p.evidence_dir / str(y) / "ledger" / "450107.xlsx").write_bytes(b"PK-fixture")
+    stamp_existing(root, "evidence")  # as if eqm ingest … eqm evidence had written these files
     return t
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, parallel_map
 from scipy.stats import binom
 
 from pipeline import demo, indicators, ingest, validate
@@ -104,7 +104,8 @@ def _round(root, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def pooled(tmp_path_factory, monkeypatch_module) -> pd.DataFrame:
     monkeypatch_module.setenv("EQM_SALT", "test-salt")
-    rounds = [_round(tmp_path_factory.mktemp(f"recovery_seed{s}"), s) for s in SEEDS]
+    roots = [tmp_path_factory.mktemp(f"recovery_seed{s}") for s in SEEDS]
+    rounds = parallel_map(_round, roots, SEEDS)  # the six rounds side by side on the CPUs
     d = pd.concat(rounds, ignore_index=True)
     assert np.isfinite(d[["estimate", "se", "ci_low", "ci_high", "truth"]]).all().all()
     return d

@@ -16,6 +16,7 @@ from test_ledger import STANDARDS
 from pipeline import evidence, schemas
 from pipeline.config import make_context
 from pipeline.errors import EqmError
+from pipeline.generations import stamp_existing
 
 
 def _inputs():
@@ -89,6 +90,7 @@ def _write_inputs(root, d):
               value=470.0, se=np.nan, status="整改中", title="西乡塘区四年级语文平均成绩偏低")]
     )  # fmt: skip
     prev.to_parquet(p.validated("previous_problems"))
+    stamp_existing(root, "indicators")  # as if eqm ingest … eqm indicators had just written them
     return p
 
 

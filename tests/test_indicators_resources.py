@@ -68,11 +68,44 @@ def test_junior_thresholds_apply_to_junior_sections():
     assert out.loc["j", "min_ratio_unmet"] == pytest.approx(5.0 / 5.3, rel=1e-12)
 
 
-def test_missing_quantity_cannot_pass():
-    row = school("m", at_threshold())
-    row["sports_area_m2"] = np.nan
-    out = school_compliance(pd.DataFrame([row]), P)
-    assert out.loc[0, "n_met"] == 6 and not out.loc[0, "passes"]
+def test_missing_quantity_is_no_data_never_unmet():
+    """A missing quantity is 「无数据」: the verdict is missing unless the known values decide it
+    (issue 15). Hand cases against the 6-of-7 + 85% rule (教督〔2017〕6号):"""
+
+    def gap(sid: str, values: dict, *missing: str) -> dict:
+        row = school(sid, values)
+        for key in missing:
+            row[RESOURCE_FORMULAS[key][0]] = np.nan
+        return row
+
+    rows = [
+        gap("m", at_threshold(), "L5"),  # 6 met + 1 missing: L5 decides -> undetermined
+        gap("u", at_threshold(L6=1800.0), "L5"),  # 5 met, L6 90%, L5 missing -> undetermined
+        gap("f", at_threshold(L6=1600.0), "L5"),  # L6 at 80% < 85% is known -> fails anyway
+        gap(
+            "g", at_threshold(), "L4", "L5"
+        ),  # 5 met + 2 missing: can still reach 6 -> undetermined
+        gap("h", at_threshold(L6=1990.0, L7=2.29), "L5"),  # 4 met + 1 missing = 5 < 6 -> fails
+        school("k", at_threshold()),  # all known, all met -> passes
+    ]
+    out = school_compliance(pd.DataFrame(rows), P).set_index("school_id")
+    assert out["n_met"].to_dict() == {"m": 6, "u": 5, "f": 5, "g": 5, "h": 4, "k": 7}
+    verdict = {k: (None if pd.isna(v) else bool(v)) for k, v in out["passes"].items()}
+    assert verdict == {"m": None, "u": None, "f": False, "g": None, "h": False, "k": True}
+
+
+def test_cv_without_value_has_no_verdict():
+    # no school with a sports-area value: no 差异系数, so no pass/fail (never read as a failure)
+    rows = [school("a", at_threshold()), school("b", at_threshold(), enrollment=500.0)]
+    for r in rows:
+        r["sports_area_m2"] = np.nan
+    rb = resource_balance(pd.DataFrame(rows), P)
+    assert "L5" not in set(rb["indicator"])  # no value at all: no row
+    rows[0]["sports_area_m2"] = 0.0
+    rows[1]["sports_area_m2"] = 0.0  # X̄ = 0: CV undefined
+    rb = resource_balance(pd.DataFrame(rows), P).set_index("indicator")
+    assert np.isnan(rb.loc["L5", "cv"]) and pd.isna(rb.loc["L5", "passes"])
+    assert bool(rb.loc["L1", "passes"])  # equal values: CV 0 <= 0.50
 
 
 def test_scope_exclusions():

@@ -19,6 +19,7 @@ from _ingest_fixtures import (
     NAMES,
     PARAMS,
     RAW_IDS,
+    RESOURCE_HEADER,
     SALT,
     STUDENT_HEADER,
     STUDENT_ROWS,
@@ -449,7 +450,15 @@ def test_equipment_in_wan_yuan(tmp_path):
     root = make_root(tmp_path)
     write_xlsx(
         root / "data/raw/schools/s.xlsx",
-        ["年份", "区县代码", "学校编号", "学段", "在校生数", "教学仪器设备值（万元）"],
+        [
+            "年份",
+            "区县代码",
+            "学校编号",
+            "学段",
+            "在校生数",
+            "教学仪器设备值（万元）",
+            *RESOURCE_HEADER,
+        ],
         [[2020, "450107", "A", "小学", 500, 120.5], [2020, "450107", "B", "初中", 300, "80"]],
         titles=["2020年学校办学条件统计表"],
     )
@@ -459,8 +468,10 @@ def test_equipment_in_wan_yuan(tmp_path):
     assert sch.loc["B", "equipment_value_yuan"] == pytest.approx(800_000.0)
 
 
+# the other 5 resource columns at the end, left empty (a schools file gives all 7 or none)
 SPLIT_HEADER = ["年份", "区县代码", "学校编号", "学段", "在校生数", "小学在校生数", "初中在校生数",
-                "高中在校生数", "高于规定学历教师数", "教学仪器设备值(元)"]  # fmt: skip
+                "高中在校生数", "高于规定学历教师数", "教学仪器设备值(元)",
+                *RESOURCE_HEADER[1:]]  # fmt: skip
 
 
 def test_yiguanzhi_split(tmp_path):
@@ -615,9 +626,10 @@ def test_outputs_byte_stable(tmp_path):
     write_csv(root / "data/raw/students/s.csv", STUDENT_HEADER, STUDENT_ROWS, encoding="gbk")
     minimal_schools(root)
     ingest.run(ctx(root))
-    first = {p.name: p.read_bytes() for p in (root / "data/processed").iterdir()}
+    # the stage's outputs (files); data/processed/.stamps/ holds the run's generation stamp
+    first = {p.name: p.read_bytes() for p in (root / "data/processed").iterdir() if p.is_file()}
     ingest.run(ctx(root))
-    second = {p.name: p.read_bytes() for p in (root / "data/processed").iterdir()}
+    second = {p.name: p.read_bytes() for p in (root / "data/processed").iterdir() if p.is_file()}
     assert first == second
     assert sorted(first) == sorted(
         [f"{t}.parquet" for t in schemas.INPUT_TABLES]

@@ -335,7 +335,8 @@ def test_failed_run_leaves_previous_outputs_untouched(tmp_path):
     minimal_schools(root)
     ingest.run(ctx(root))
     processed = root / "data/processed"
-    before = {p.name: p.read_bytes() for p in processed.iterdir()}
+    # every file below data/processed/ (outputs and the generation stamp under .stamps/)
+    before = {p.relative_to(processed): p.read_bytes() for p in processed.rglob("*") if p.is_file()}
     # a second good file is added (it would change the outputs) plus a bad one that fails the run
     write_csv(
         root / "data/raw/schools/more.csv",
@@ -344,7 +345,7 @@ def test_failed_run_leaves_previous_outputs_untouched(tmp_path):
     )
     (root / "data/raw/schools/zz_broken.xlsx").write_bytes(b"not an xlsx")
     run_error(root)
-    after = {p.name: p.read_bytes() for p in processed.iterdir()}
+    after = {p.relative_to(processed): p.read_bytes() for p in processed.rglob("*") if p.is_file()}
     assert after == before  # same files, same bytes, no temporary leftovers
 
 

@@ -34,6 +34,9 @@ COVERED = {
     "source .venv/bin/activate": "test_readme.py::test_venv_activation_puts_eqm_and_dvc_on_path",
     "eqm run --root ../监测2022": "test_readme.py::test_eqm_commands_from_the_readme",
     "python -m pipeline report --quiet": "test_readme.py::test_eqm_commands_from_the_readme",
+    "eqm init ../监测2025 --year 2025 --counties 450107,450110,450125,450181":
+        "test_collect.py::test_readme_commands_make_a_round_and_its_templates",
+    "eqm templates --root ../监测2025": "test_collect.py::test_readme_commands_make_a_round_and_its_templates",
     "make demo": "test_readme.py::test_make_targets_exist_and_do_what_the_readme_says",
     "make test": "test_readme.py::test_make_targets_exist_and_do_what_the_readme_says",
     "make lint": "test_readme.py::test_make_targets_exist_and_do_what_the_readme_says",

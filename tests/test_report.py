@@ -7,6 +7,7 @@ per module (2 counties + the city summary, HTML and PDF).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 from pathlib import Path
@@ -697,7 +698,7 @@ def test_quarantine_rules_are_shown_in_chinese_not_as_ids():
     text = str(data_quality(q, {}, 2022, "450107")["table"])
     # the catalogue in pipeline/schemas.py, one label per id, joined with '；'
     assert (
-        "同一学生同一学科的成绩重复（所有重复行均已隔离）；这名学生的学生数据行已被隔离，其成绩一并隔离"
+        "同一学生同一学科的成绩重复且内容不同（各副本均已隔离）；这名学生的学生数据行已被隔离，其成绩一并隔离"
         in text
     )
     assert "应为数字的单元格不是数字" in text
@@ -1388,3 +1389,87 @@ def test_task_map_sends_each_unmet_item_to_its_own_lead_unit():
     items = city.task_items(pd.DataFrame([row]), 0.15)
     leads = dict(zip(items["type"].str.contains("骨干"), items["lead_unit"], strict=True))
     assert leads == {True: "人事科", False: "装备中心"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Reports rendered in parallel processes (issue 13)
+# ------------------------------------------------------------------------------------------------
+
+
+def _report_files(root: Path) -> dict[str, bytes]:
+    reports = Paths(root).reports
+    return {str(p.relative_to(reports)): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+
+
+def test_reports_are_the_same_bytes_whatever_the_number_of_processes(
+    rendered, tmp_path, monkeypatch
+):
+    """The module's run against one made in the other mode (one process vs several): every HTML,
+    PDF and published file is byte-identical, so the split over processes leaves no trace."""
+    parallel_before = report.n_workers(_params(), 3) > 1
+    root = tmp_path / "again"
+    shutil.copytree(rendered["root"], root, ignore=shutil.ignore_patterns("reports"))
+    monkeypatch.setenv("EQM_REPORT_WORKERS", "1" if parallel_before else "2")
+    assert (report.n_workers(_params(), 3) > 1) is not parallel_before
+    report.run(make_context(root, quiet=True))
+    assert _report_files(root) == _report_files(rendered["root"])
+
+
+def test_a_report_failing_in_a_worker_fails_the_stage_with_its_error(
+    rendered, tmp_path, monkeypatch
+):
+    """An EqmError raised while a worker process renders one report reaches the user unchanged
+    (message, file and hint), and reports/ keeps the previous run's files: nothing half-written."""
+    root = tmp_path / "failing"
+    shutil.copytree(rendered["root"], root)
+    before = _report_files(root)
+    error = EqmError("测试：该区县的报告无法生成。", file="测试文件.csv", hint="请改正后重新运行。")
+    html = report.Renderer.html
+
+    def failing(self, doc):
+        if doc.county == COUNTIES[1]:
+            raise error
+        return html(self, doc)
+
+    monkeypatch.setattr(report.Renderer, "html", failing)
+    monkeypatch.setenv("EQM_REPORT_WORKERS", "2")  # the error crosses a process boundary
+    ctx = make_context(root, quiet=True)
+    ctx.params["report"] = {**ctx.params["report"], "build_pdf": False}
+    with pytest.raises(EqmError) as exc:
+        report.run(ctx)
+    assert str(exc.value) == str(error)
+    assert (exc.value.file, exc.value.hint) == (error.file, error.hint)
+    assert _report_files(root) == before
+
+
+def test_number_of_report_processes_follows_params_and_environment(monkeypatch):
+    monkeypatch.delenv("EQM_REPORT_WORKERS", raising=False)
+    assert report.n_workers(_params(pdf_workers=1), 10) == 1
+    assert report.n_workers(_params(pdf_workers=3), 2) == 2  # never more than there are reports
+    assert report.n_workers(_params(pdf_workers=0), 10) == min(os.cpu_count() or 1, 10)
+    monkeypatch.setenv("EQM_REPORT_WORKERS", "1")  # the environment overrides params.yaml
+    assert report.n_workers(_params(pdf_workers=3), 10) == 1
+    monkeypatch.setenv("EQM_REPORT_WORKERS", "两个")
+    with pytest.raises(EqmError, match="EQM_REPORT_WORKERS"):
+        report.n_workers(_params(), 10)
+    monkeypatch.delenv("EQM_REPORT_WORKERS")
+    with pytest.raises(EqmError, match="pdf_workers"):
+        report.n_workers(_params(pdf_workers=-1), 10)
+
+
+def test_without_harfbuzz_subsetting_the_pdfs_come_from_one_cut_font(tmp_path, monkeypatch, caplog):
+    """No libharfbuzz-subset0: the HTML is written first, the font cut once to its characters, then
+    each PDF made from that font, still in the worker processes; the PDFs carry the text."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    rf.write_project(tmp_path, counties=("450110",), years=(YEAR,), publish=False)
+    monkeypatch.setattr(report.fonts, "fast_subsetting_available", lambda: False)
+    monkeypatch.setenv("EQM_REPORT_WORKERS", "2")
+    with caplog.at_level("INFO", logger="pipeline.report"):
+        report.run(make_context(tmp_path, quiet=True))
+    assert "未安装 libharfbuzz-subset0" in caplog.text
+    out = Paths(tmp_path).report_year(YEAR)
+    for name, words in (("450110", "武鸣区"), ("summary", "全市")):
+        text = _squash(
+            "".join(p.extract_text() or "" for p in pypdf.PdfReader(out / f"{name}.pdf").pages)
+        )
+        assert words in text and "校际差异率" in text, name

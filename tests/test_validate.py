@@ -19,6 +19,7 @@ import yaml
 from pipeline import validate as v
 from pipeline.config import MonitoringParams, Scale, build_params, make_context
 from pipeline.errors import EqmError
+from pipeline.generations import stamp_existing
 
 REPO = Path(__file__).resolve().parents[1]
 _PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -218,9 +219,11 @@ def test_special_school_may_have_zero_enrollment():
 
 
 def test_duplicated_student_sets_aside_all_copies_and_cascades_to_scores():
+    # two valid copies that differ (weight 10 vs 11): which is right cannot be known
+    # (identical copies keep one: tests/test_bad_inputs_validate.py)
     tables = make_tables()
     st = tables["students"]
-    dup = st.iloc[[0]].assign(source_row=999)
+    dup = st.iloc[[0]].assign(source_row=999, weight=11.0)
     tables["students"] = pd.concat([st, dup], ignore_index=True)
     res = run_core(tables)
     qs = q_of(res, "students")
@@ -245,7 +248,10 @@ def test_cascade_from_an_invalid_student_row():
 def test_duplicate_score_sets_aside_all_copies():
     tables = make_tables()
     sc = tables["scores"]
-    tables["scores"] = pd.concat([sc, sc.iloc[[3]].assign(source_row=500)], ignore_index=True)
+    # a conflicting valid copy (510 vs 500, both level III)
+    tables["scores"] = pd.concat(
+        [sc, sc.iloc[[3]].assign(source_row=500, scale_score=510.0)], ignore_index=True
+    )
     res = run_core(tables)
     q = q_of(res, "scores")
     assert sorted(q["source_row"]) == [5, 500] and set(q["rule"]) == {"duplicate_score"}
@@ -433,6 +439,7 @@ def _write_round(root: Path, tables, iq=None) -> None:
         iq.to_parquet(ctx.paths.ingest_quarantine, index=False)
     manifest = {"dataset": {"synthetic": True, "label": "演示<数据>"}, "files": {}}
     ctx.paths.ingest_manifest.write_text(json.dumps(manifest), encoding="utf-8")
+    stamp_existing(root, "ingest")  # as if eqm ingest had just written them
 
 
 def _outputs(root: Path) -> dict[str, bytes]:
@@ -472,6 +479,7 @@ def test_error_finding_writes_diagnostics_then_stops(tmp_path: Path):
     bad = make_tables()
     _set(bad, "county_reports", 3, value=50.0)  # level percentages sum to 130
     bad["county_reports"].to_parquet(ctx.paths.ingested("county_reports"), index=False)
+    stamp_existing(tmp_path, "ingest")
     with pytest.raises(EqmError, match="validation_all.html") as exc:
         v.run(make_context(tmp_path))
     assert "严重问题" in str(exc.value)

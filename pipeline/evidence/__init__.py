@@ -100,6 +100,7 @@ from pipeline.evidence.rules import (
 )
 from pipeline.evidence.text import evidence_text, responsible, to_json
 from pipeline.evidence.tracking import History, link_rounds
+from pipeline.generations import require_upstream, stamped
 from pipeline.io import outputs, read_parquet
 
 __all__ = [
@@ -382,9 +383,11 @@ def _read_optional(path, what: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+@stamped("evidence")
 def run(ctx: RunContext) -> None:
     mon = ctx.monitoring
     params = stage_params(ctx)
+    require_upstream(ctx, "evidence")
     paths = ctx.paths
     indicators = read_parquet(paths.indicators, "指标表（请先运行 eqm indicators）")
     rb = read_parquet(paths.resource_balance, "资源配置均衡表（请先运行 eqm indicators）")

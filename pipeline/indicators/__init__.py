@@ -56,6 +56,7 @@ import pandas as pd
 from pipeline import schemas
 from pipeline.config import MonitoringParams, RunContext
 from pipeline.errors import EqmError
+from pipeline.generations import require_upstream, stamped
 from pipeline.indicators.balance import balance_estimates
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.resources import resource_balance, school_compliance
@@ -87,17 +88,22 @@ def _require(frame: pd.DataFrame, cols: tuple[str, ...], table: str) -> None:
         )
 
 
+MAX_WEIGHT = 2e8  # > the ~1.6e8 students of China's 义务教育 (教育统计公报 2023)
+
+
 def _require_positive_weights(students: pd.DataFrame) -> None:
-    """Precondition: every student weight is a finite number above 0.
+    """Precondition: every student weight is a finite number above 0 and at most ``MAX_WEIGHT``.
 
     The design weights a student's answers by ``weight``; a weight that is missing, 0, negative or
     infinite cannot be one (a negative weight subtracts the student from the county's totals). The
     validate stage sets such rows aside (rule ``weight_invalid``), so one reaching this stage
     means the validated tables did not come from ``eqm validate``: refused, never left out
-    silently.
+    silently. A weight above ``MAX_WEIGHT`` (one student standing for more students than China's
+    whole compulsory-education population) is refused too: 1e308 is finite, but its sums overflow
+    to ±inf estimates (validate sets such rows aside by their ratio to the median weight).
     """
     w = pd.to_numeric(students["weight"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = ~(np.isfinite(w) & (w > 0))
+    bad = ~(np.isfinite(w) & (w > 0) & (w <= MAX_WEIGHT))
     if not bad.any():
         return
     i = int(np.flatnonzero(bad)[0])
@@ -109,7 +115,7 @@ def _require_positive_weights(students: pd.DataFrame) -> None:
             where += f" 第 {int(first['source_row'])} 行"
     label = schemas.STUDENTS["weight"].display
     raise EqmError(
-        f"学生数据中有 {int(bad.sum())} 人的{label}缺失、不大于 0 或不是有限数"
+        f"学生数据中有 {int(bad.sum())} 人的{label}缺失、不大于 0、不是有限数或大得不合理（大于 2 亿）"
         f"（例如第 {i + 1} 条记录{where}：{students['weight'].iloc[i]}），不能作为抽样权重。",
         file="data/processed/validated/students.parquet",
         column="weight",
@@ -277,9 +283,11 @@ def make_summary(
         "icc_verdicts": {k: int((verdict == k).sum()) for k in ("below", "above", "unsure")},
         "icc_threshold": params.icc_threshold,
         "resource_balance_rows": len(rb),
-        "resource_indicators_failing": int((~rb["passes"]).sum()),
+        "resource_indicators_failing": int(rb["passes"].astype("boolean").eq(False).sum()),
+        "resource_indicators_undetermined": int(rb["passes"].isna().sum()),
         "schools_in_scope": len(sc),
-        "schools_failing": int((~sc["passes"]).sum()),
+        "schools_failing": int(sc["passes"].astype("boolean").eq(False).sum()),
+        "schools_undetermined": int(sc["passes"].isna().sum()),
     }
 
 
@@ -309,11 +317,13 @@ def stage_params(ctx: RunContext) -> IndicatorsParams:
     return ctx.section(IndicatorsParams, "indicators", icc_threshold=ctx.monitoring.icc_threshold)
 
 
+@stamped("indicators")
 def run(ctx: RunContext) -> None:
     """Read validated tables, compute, write the four outputs all-or-nothing."""
     paths = ctx.paths
     monitoring = ctx.monitoring
     params = stage_params(ctx)
+    require_upstream(ctx, "indicators")
     with ctx.step("读取校验后的数据", 4) as advance:
         students = read_parquet(paths.validated("students"), "校验后的学生数据")
         advance(1)

@@ -8,12 +8,16 @@ Rules (县域义务教育优质均衡发展督导评估办法, 教督〔2017〕6
   auxiliary floor area, L5 sports area (m² per student), L6 equipment value (yuan per student).
 * A school passes when at least ``school_min_met`` (6) of the 7 reach their threshold (``>=``)
   and every unmet one reaches ``school_min_ratio_unmet`` (85%) of its threshold. A missing
-  quantity counts as unmet and the school cannot pass; ``min_ratio_unmet`` is the lowest
-  ``value/threshold`` over the unmet indicators with a value (NaN when all are met).
+  quantity is 「无数据」, never unmet: the verdict is ``False`` only when the known values already
+  fail (a known unmet value below 85%, or too few met even if every missing one were met),
+  ``True`` only when every value is known and the rule holds, and missing (``<NA>``) otherwise —
+  the school cannot be judged. ``min_ratio_unmet`` is the lowest ``value/threshold`` over the
+  unmet indicators with a value (NaN when all are met).
 * County × stage × indicator: the enrolment-weighted population 差异系数
   ``CV = S / X̄``, ``X̄ = Σ (P_i/P) X_i``, ``S = √(Σ (P_i/P)(X_i − X̄)²)`` over the schools in scope
   with a value; EACH indicator must satisfy ``CV <= 0.50`` (primary) / ``<= 0.45`` (junior) —
   not the mean of the seven (that was the 2012 基本均衡 composite). ``county_value`` is ``X̄``.
+  A 差异系数 that cannot be computed (no school with a value, or X̄ = 0) has no verdict (``<NA>``).
 * Scope: special-education and vocational schools and teaching points with fewer than 50 students
   are excluded; sections without a positive enrolment cannot be evaluated and are excluded (logged).
   九年一贯制 / 完全中学 rows arrive split into sections by ingest (``source_stage`` keeps the origin).
@@ -99,7 +103,11 @@ def school_compliance(schools: pd.DataFrame, params: IndicatorsParams) -> pd.Dat
     min_ratio = np.where(np.isinf(min_ratio), np.nan, min_ratio)
     n_met = met.sum(axis=1)
     rest_ok = np.isnan(min_ratio) | (min_ratio >= params.school_min_ratio_unmet)
-    passes = known.all(axis=1) & (n_met >= params.school_min_met) & rest_ok
+    n_missing = (~known).sum(axis=1)
+    fails = ~rest_ok | (n_met + n_missing < params.school_min_met)
+    judged = known.all(axis=1) | fails
+    passes = pd.array(np.where(fails, False, n_met >= params.school_min_met), dtype="boolean")
+    passes[~judged] = pd.NA
     out = pd.DataFrame(
         {
             "year": sc["year"].astype("int64").to_numpy(),
@@ -167,7 +175,9 @@ def resource_balance(schools: pd.DataFrame, params: IndicatorsParams) -> pd.Data
         threshold=[params.cv_thresholds[s] for s in g.reset_index()["stage"]],
         n_schools=g["n_schools"].to_numpy().astype("int64"),
     )
-    out = out.assign(passes=(out["cv"] <= out["threshold"]).fillna(False).astype(bool))
+    verdict = pd.array(out["cv"] <= out["threshold"], dtype="boolean")
+    verdict[out["cv"].isna().to_numpy()] = pd.NA
+    out = out.assign(passes=verdict)
     return out[
         [
             "year",

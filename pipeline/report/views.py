@@ -629,10 +629,13 @@ def _resources(f: Fmt, inp: Inputs, year, county, rules: ViewRules) -> dict:
         for st in sc_stages:
             sub = sc[sc["stage"] == st]
             n_all = len(sub)
-            n_pass = int(sub["passes"].astype("boolean").fillna(False).sum())  # a count of rows
-            counts.append({"stage": schemas.STAGE_LABELS.get(st, st), "n": n_all, "n_pass": n_pass})
+            verdict = sub["passes"].astype("boolean")
+            n_pass = int(verdict.fillna(False).sum())  # counts of rows
+            n_na = int(verdict.isna().sum())  # 数据不全，无法判定: neither passing nor failing
+            counts.append({"stage": schemas.STAGE_LABELS.get(st, st), "n": n_all, "n_pass": n_pass,
+                           "n_na": n_na})  # fmt: skip
         # Never ranked: failing schools listed in school-id order only.
-        bad = sc[~sc["passes"].astype("boolean").fillna(False).astype(bool)].sort_values(
+        bad = sc[sc["passes"].astype("boolean").eq(False).fillna(False).astype(bool)].sort_values(
             ["school_id", "stage"]
         )
         for r in bad.to_dict("records"):
