@@ -2,7 +2,8 @@
 
 ``eqm demo-data`` writes the synthetic demo round into ``data/raw/``; ``eqm run`` runs every stage
 in order; ``eqm ingest|validate|indicators|evidence|report`` runs one; ``eqm init DIR`` makes a new
-round's folder and ``eqm templates`` its fill-in workbooks (:mod:`pipeline.collect`). Every command
+round's folder, ``eqm templates`` its fill-in workbooks and ``eqm check FILE…`` checks a received
+file without running the round (:mod:`pipeline.collect`; exit 1 when a file would not pass). Every command
 takes ``--root DIR`` (default: the current directory; ``init`` takes the folder itself) and
 ``--quiet``. Exit codes: 0 success, 1 a problem the user can fix (the message says what and where;
 also a full disk, a permission error, or another eqm command running on the same root), 2 an
@@ -198,6 +199,24 @@ def templates_command(
         from pipeline.collect import write_templates
 
         write_templates(make_context(root, quiet=quiet), out)
+
+
+@app.command("check")
+def check_command(
+    files: Annotated[list[Path], typer.Argument(help="要检查的文件（可多个）。")],
+    root: RootOpt = Path("."),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="检查结果写到哪个文件夹（默认：项目目录下的 checks/）。"),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """检查收到的文件（不运行整轮）：按导入和校验的规则找出问题，返回标注了问题单元格的工作簿和检查摘要；全部通过时退出码为 0。"""
+    _setup_logging(quiet)
+    with _exit_codes(Path(root)):
+        from pipeline.collect.check import run as check_run
+
+        check_run(make_context(root, quiet=quiet), files, out)
 
 
 def main() -> None:

@@ -6,12 +6,15 @@ import concurrent.futures
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -46,3 +49,50 @@ def parallel_map(fn: Callable, *iterables: Iterable) -> list:
     ctx = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
         return list(pool.map(fn, *zip(*calls, strict=True)))
+
+
+# ------------------------------------------------------------------------------------------------
+# The demo round of the session: eqm demo-data + dvc repro in a temporary git + DVC copy of the
+# project, built once and read by every module that needs a whole default round (test_round_e2e,
+# test_demo_findings). Tests that change files work on a copy of it.
+# ------------------------------------------------------------------------------------------------
+
+
+def e2e_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["EQM_SALT"] = "test-salt"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "eqm-test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "eqm-test@example.invalid"
+    return env
+
+
+def sh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, cwd=cwd, env=e2e_env(), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done
+
+
+@pytest.fixture(scope="session")
+def dvc_round(tmp_path_factory) -> Path:
+    """The default demo round (seed of params.yaml, ``EQM_SALT=test-salt``) built by DVC; read-only."""
+    root = tmp_path_factory.mktemp("round")
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(
+        REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (root / ".gitignore").write_text("/data/raw/\n/.eqm_salt\n/data/eqm.log\n", encoding="utf-8")
+    sh("git", "init", "-q", cwd=root)
+    sh("dvc", "init", "-q", cwd=root)
+    sh("eqm", "demo-data", "--root", ".", "--quiet", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "round", cwd=root)
+    sh("dvc", "repro", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "repro", cwd=root)
+    return root

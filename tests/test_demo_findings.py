@@ -5,8 +5,8 @@ The expected findings come from the generator's TRUE parameters (``demo_truth.js
 not from the pipeline: each testable cell is ``planted`` (truly worse than the rule's threshold or
 the benchmark printed in the county reports by a margin the sample can resolve), ``clearly_fine``
 (truly on the good side by a margin) or ``ambiguous``. One demo round (default seed) is built once
-per module with the stages' ``run()`` functions (demo-data, ingest, validate, indicators, evidence;
-no report).
+per session (conftest ``dvc_round``: ``eqm demo-data`` + ``dvc repro``, shared with test_round_e2e);
+this module reads a copy of it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import REPO
 
-from pipeline import demo, evidence, indicators, ingest, schemas, validate
+from pipeline import evidence, schemas
 from pipeline.config import make_context
 
 pytestmark = pytest.mark.slow
@@ -27,13 +26,12 @@ KEY = ["rule_id", *schemas.CELL_KEY]  # a candidate cell of one rule
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory, monkeypatch_module):
-    root = tmp_path_factory.mktemp("demo_findings")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    monkeypatch_module.setenv("EQM_SALT", "test-salt")
-    ctx = make_context(root, quiet=True)
-    for stage in (demo, ingest, validate, indicators, evidence):
-        stage.run(ctx)
+def demo_root(dvc_round, tmp_path_factory, monkeypatch_module):
+    """A copy of the session's demo round (conftest ``dvc_round``: default seed, salt test-salt);
+    the ledger test below writes into it."""
+    root = tmp_path_factory.mktemp("demo_findings") / "round"
+    shutil.copytree(dvc_round, root, symlinks=True)
+    monkeypatch_module.setenv("EQM_SALT", "test-salt")  # the ledger test re-runs evidence
     return root
 
 

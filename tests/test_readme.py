@@ -37,6 +37,7 @@ COVERED = {
     "eqm init ../监测2025 --year 2025 --counties 450107,450110,450125,450181":
         "test_collect.py::test_readme_commands_make_a_round_and_its_templates",
     "eqm templates --root ../监测2025": "test_collect.py::test_readme_commands_make_a_round_and_its_templates",
+    "eqm check 西乡塘区_学生数据.xlsx --root ../监测2025": "test_check.py::test_readme_command_checks_a_filled_template",
     "make demo": "test_readme.py::test_make_targets_exist_and_do_what_the_readme_says",
     "make test": "test_readme.py::test_make_targets_exist_and_do_what_the_readme_says",
     "make lint": "test_readme.py::test_make_targets_exist_and_do_what_the_readme_says",

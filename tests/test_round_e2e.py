@@ -1,14 +1,14 @@
 """The whole DAG on the demo round, the way an analyst runs it: demo data, then DVC.
 
 One session-scoped round is built with `eqm demo-data` + `dvc repro` in a temporary git + DVC copy of
-the project; the tests below read its outputs, check that a second `dvc repro` does nothing, and
-that changing only an evidence threshold re-runs only `evidence` and `report`.
+the project (``dvc_round`` in conftest.py, shared with test_demo_findings); the tests below read its
+outputs, check that a second `dvc repro` does nothing, and that changing only an evidence threshold
+re-runs only `evidence` and `report`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,50 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from conftest import REPO, e2e_env, sh
 
 pytestmark = pytest.mark.slow
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["EQM_SALT"] = "test-salt"
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "eqm-test"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "eqm-test@example.invalid"
-    return env
-
-
-def sh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-        )
-    return done
-
-
-@pytest.fixture(scope="session")
-def dvc_round(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("round")
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(REPO / name, root / name)
-    shutil.copytree(
-        REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (root / ".gitignore").write_text("/data/raw/\n/.eqm_salt\n/data/eqm.log\n", encoding="utf-8")
-    sh("git", "init", "-q", cwd=root)
-    sh("dvc", "init", "-q", cwd=root)
-    sh("eqm", "demo-data", "--root", ".", "--quiet", cwd=root)
-    sh("git", "add", "-A", cwd=root)
-    sh("git", "commit", "-qm", "round", cwd=root)
-    sh("dvc", "repro", cwd=root)
-    sh("git", "add", "-A", cwd=root)
-    sh("git", "commit", "-qm", "repro", cwd=root)
-    return root
 
 
 def test_repro_builds_every_output_and_the_reports(dvc_round: Path):
@@ -129,7 +88,7 @@ def test_changing_an_evidence_threshold_reruns_only_evidence_and_report(
 
 def test_living_notebooks_run_on_the_demo_round(dvc_round: Path):
     """The three notebooks execute top to bottom (nbmake, the venv's kernel) on the real demo outputs."""
-    env = _env()
+    env = e2e_env()
     env["EQM_ROOT"] = str(dvc_round)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbmake", "-q", "-p", "no:cacheprovider", str(REPO / "notebooks")],

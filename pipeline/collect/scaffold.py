@@ -173,6 +173,8 @@ GITIGNORE = """\
 /reports/
 /data/eqm.log
 /data/.eqm.lock
+# eqm check 退回给报送单位的工作簿是对方的原文件（含学生信息），不进 git
+/checks/
 # 学生编号的假名化盐值：只留在本机，绝不提交（各轮请使用同一个盐）
 .eqm_salt
 """
