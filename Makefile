@@ -36,8 +36,9 @@ demo: install
 	$(BIN)/eqm run
 	@echo "Reports are under reports/ (open reports/*/summary.html)"
 
+# The suite on every core (pytest-xdist; one test module per worker at a time, see tests/conftest.py).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check pipeline tests benchmarks

@@ -44,6 +44,10 @@ Conventions of ``indicators.parquet`` that the evidence and report stages rely o
   either group); such estimates are computed but must not be shown to people.
 * ``source == 'official'`` rows carry a county report's printed ``school_difference_rate`` or
   ``achievement_level`` (scope county); they sit beside the computed row with the same key.
+
+Not yet called by this stage: :mod:`pipeline.indicators.factors` (issue 14, 相关因素), the JKn
+replicate regression of achievement on factors and the two-level (students in schools) variance
+decomposition, on the same design and plausible values.
 """
 
 from __future__ import annotations
