@@ -214,7 +214,8 @@ def load_params(root: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise EqmError(
             f"找不到参数文件 {path}",
-            hint="请在项目根目录下运行，或用 --root 指定含 params.yaml 的目录。",
+            hint=f"请在项目根目录下运行，或用 --root 指定含 params.yaml 的目录；新的一轮请先运行 "
+            f"eqm init {Path(root)} 建立项目目录（含带说明的 params.yaml）。",
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -505,9 +505,50 @@ def project_lock(paths: Paths) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        _HELD_LOCKS.add(fd)
         yield
     finally:
+        _HELD_LOCKS.discard(fd)
         os.close(fd)
+
+
+# Lock descriptors this process holds. A forked child (the report's worker processes) inherits
+# them, and a flock lasts while any descriptor of it is open: were the parent killed (OOM, kill -9),
+# orphaned workers would keep the project locked. Children therefore close them at once, and ask
+# Linux to end them when their parent ends (PR_SET_PDEATHSIG), so no orphan outlives a killed run.
+_HELD_LOCKS: set[int] = set()
+_PR_SET_PDEATHSIG = 1
+_forking_parent: list[int] = []  # pid of the process about to fork
+
+
+def _before_fork() -> None:
+    _forking_parent[:] = [os.getpid()]
+
+
+def _after_fork_in_child() -> None:
+    if not _HELD_LOCKS:
+        return
+    for fd in list(_HELD_LOCKS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+    _end_with_parent(_forking_parent[0] if _forking_parent else None)
+
+
+def _end_with_parent(parent: int | None) -> None:
+    """Linux only, best effort: SIGKILL this process when the thread that forked it ends."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if parent is not None and os.getppid() != parent:  # it died before prctl took effect
+            os._exit(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def _leftovers(parent: Path, names: set[str] | None) -> Iterator[tuple[Path, re.Match]]:

@@ -191,7 +191,11 @@ STUDENTS = Table(
         _c("left_behind", "bool", "是否留守儿童", "是否留守儿童", "留守儿童", "留守"),
         _c("migrant", "bool", "是否随迁子女", "是否随迁子女", "随迁子女", "随迁"),
         _c("ses", "float", "家庭社会经济文化地位", "家庭社会经济文化地位", "SES", "家庭社会经济地位"),
-        _c("weight", "float", "学生权重", "学生权重", "最终权重", "权重", required=True, min=0),
+        # A weight is the number of students one sampled student stands for: above 2e8 (more than
+        # the ~1.6e8 students of China's 义务教育, 教育统计公报 2023) it cannot be one; 1e308 is finite
+        # but its sums overflow to ±inf estimates.
+        _c("weight", "float", "学生权重", "学生权重", "最终权重", "权重", required=True, min=0,
+           max=2e8),  # fmt: skip
         _c("homework_minutes", "float", "每天书面作业时间", "书面作业时间", "每天书面作业时间(分钟)",
            "每天书面作业时间（分钟）", unit="分钟", min=0, max=600),
         _c("sleep_hours", "float", "每天睡眠时间", "睡眠时间", "每天睡眠时间(小时)", "每天睡眠时间（小时）",
@@ -607,6 +611,7 @@ INGEST_RULES: dict[str, str] = {
     "ingest.formula_no_value": "公式没有保存计算结果（请在 Excel 中打开并保存后再发送）",
     "ingest.bad_student_id": "学生编号格式不符（如科学计数法 1.23E+17 或带小数点，已被 Excel 改动）",
     "ingest.county_mismatch": "区县代码与区县名称指向不同的区县",
+    "ingest.id_number_in_field": "身份证号出现在非个人信息列中（已隐去，该行未导入）",
 }
 
 VALIDATION_ROW_RULES: dict[str, str] = {
@@ -616,7 +621,7 @@ VALIDATION_ROW_RULES: dict[str, str] = {
     "missing_student_id": "缺少学生编号",
     "duplicate_student": "同一年份学生编号重复且内容不同（各副本均已隔离，无法判断哪一行正确）",
     "grade_invalid": "年级不是 4 或 8",
-    "weight_invalid": "学生权重缺失、不大于 0 或不是有限数",
+    "weight_invalid": "学生权重缺失、不大于 0、不是有限数或大于 2 亿",
     "county_unknown": "区县代码不在 params.yaml 的 monitoring.counties 中",
     "missing_school_id": "缺少学校编号",
     "homework_out_of_range": "每天书面作业时间超出合理范围",

@@ -742,3 +742,38 @@ def test_every_read_file_reconciles_on_a_mixed_bad_round(tmp_path, caplog):
     assert np.all(res.quarantine["stage"] == "ingest")
     assert pd.api.types.is_integer_dtype(res.quarantine["source_row"])
     assert os.path.isfile(root / "data/processed/ingest_manifest.json")
+
+
+def test_an_id_number_in_a_kept_column_never_reaches_an_output(tmp_path, caplog):
+    """A 身份证号 typed into 学校标识码 (a column ingest keeps) would be copied verbatim into
+    students.parquet (found by review): the row is set aside, the value masked everywhere, and an
+    ID number used as a header is masked in the log and the manifest. 11010519491231002X is the
+    worked example of GB 11643-1999 (check character X); 110105194912310021 has a wrong one."""
+    from pipeline.ingest.values import is_id_number
+
+    assert is_id_number("11010519491231002X") and is_id_number(" 11010519491231002x ")
+    assert not is_id_number("110105194912310021")  # check character wrong
+    assert not is_id_number("110105194913310028")  # month 13
+    assert not is_id_number("4501071001")  # a 10-digit 学校标识码
+    assert not is_id_number("12450100MB1234567X")  # a 统一社会信用代码 (letters inside)
+
+    root = make_root(tmp_path)
+    minimal_schools(root)
+    planted_header = "11010519491231002X"
+    header = [*STUDENT_HEADER, planted_header]
+    rows = [[*r, ""] for r in STUDENT_ROWS]
+    rows[0][COL["学校编号"]] = "11010519491231002X"
+    write_csv(root / "data/raw/students/s.csv", header, rows)
+    with caplog.at_level(logging.INFO, logger="pipeline.ingest"):
+        res = ingest.run(ctx(root))
+    q = res.quarantine.set_index("source_row")
+    assert list(q.index) == [2]
+    assert q.loc[2, "rule"] == "ingest.id_number_in_field" and q.loc[2, "column"] == "学校编号"
+    assert "身份证号（已隐去）" in q.loc[2, "message"]
+    written = pd.read_parquet(root / "data/processed/students.parquet")
+    assert len(written) == len(STUDENT_ROWS) - 1
+    assert not written.astype(str).apply(lambda c: c.str.contains("1949123")).any().any()
+    shown = "\n".join([everything_shown(res, caplog)])
+    assert "11010519491231002X" not in shown and "（疑似身份证号，已隐去）" in shown
+    assert_no_pii(shown)
+    reconcile(res)

@@ -195,7 +195,6 @@ def test_a_year_whose_scores_are_all_set_aside_is_an_error():
 @pytest.mark.parametrize(
     ("weight", "caught"),
     [
-        (1e308, True),  # finite, > 0: today it turns weighted sums into inf
         (505.0, True),  # 50.5 x the median 10 (weight_ratio_max 50)
         (500.0, False),  # exactly 50 x: "exceeds" is strict
         (0.19, True),  # 1 / 52.6 of the median: the symmetric bound (my choice)
@@ -222,12 +221,30 @@ def test_a_weight_far_from_its_median_is_set_aside(weight, caught):
     assert_reconciled(res, tables)
 
 
+@pytest.mark.parametrize("n_huge", [1, 15])
+def test_an_impossible_weight_is_invalid_even_when_every_weight_is_it(n_huge):
+    """1e308 is finite and > 0, but no student stands for more than 2e8 students (schemas: the
+    weight column's max): set aside as weight_invalid, even when all 15 weights of a county ×
+    grade are 1e308 and the median comparison sees a ratio of 1 (found by review)."""
+    tables = make_tables()
+    st = tables["students"]
+    huge = st.index[(st["county_code"] == "450107") & (st["grade"] == 4)][:n_huge]
+    assert len(huge) == n_huge
+    st.loc[huge, "weight"] = 1e308
+    res = run_core(tables)
+    q = q_of(res, "students")
+    assert sorted(q["source_row"]) == sorted(st.loc[huge, "source_row"])
+    assert set(q["rule"]) == {"weight_invalid"} and set(q["column"]) == {"weight"}
+    assert np.isfinite(res.validated["students"]["weight"].sum())
+    assert_reconciled(res, tables)
+
+
 def test_a_tiny_group_is_compared_with_the_year_and_grade_median():
-    # 2 grade-4 students of 武鸣区 (weights 10 and 1e308): a median of 2 is no reference, so both
+    # 2 grade-4 students of 武鸣区 (weights 10 and 1e6): a median of 2 is no reference, so both
     # are compared with the 2022 grade-4 median over counties (17 weights, median 10)
     tables = make_tables()
     _students_of_school(tables, "W1", OTHER, 2, start_row=100)
-    tables["students"].loc[tables["students"]["source_row"] == 101, "weight"] = 1e308
+    tables["students"].loc[tables["students"]["source_row"] == 101, "weight"] = 1e6
     res = run_core(tables)
     q = q_of(res, "students")
     assert list(q["source_row"]) == [101] and q["rule"].iloc[0] == "weight_implausible"

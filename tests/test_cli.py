@@ -27,7 +27,9 @@ def test_help_lists_every_stage_and_demo_data():
 def test_missing_params_is_a_clear_error_not_a_traceback(tmp_path: Path, command: str):
     result = runner.invoke(app, [command, "--root", str(tmp_path)])
     assert result.exit_code == 1
-    assert "找不到参数文件" in result.output
+    assert "找不到参数文件" in result.output and f"eqm init {tmp_path}" in result.output.replace(
+        "\n", ""
+    )
     assert "Traceback" not in result.output
 
 

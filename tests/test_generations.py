@@ -587,3 +587,63 @@ def test_recover_only_touches_the_pipelines_own_leftovers(tmp_path: Path):
     assert not (tmp_path / ".reports.old").exists() and not (p.processed / ".evidence.old").exists()
     assert (p.processed / "evidence").is_dir()
     assert (tmp_path / ".notes.old").is_dir() and (tmp_path / ".cache.abcdefgh.tmp").exists()
+
+
+def test_forked_workers_do_not_keep_the_project_locked(tmp_path):
+    """A report worker (forked while the run holds the lock) closes its copy of the lock at once:
+    were the run killed (kill -9, OOM), an orphaned worker would otherwise keep every later run out
+    with the message about a PID that no longer exists (found by review)."""
+    paths = Paths(tmp_path)
+    read_end, write_end = os.pipe()  # parent -> worker: "end now"
+    ready_r, ready_w = os.pipe()  # worker -> parent: "running" (after the fork hooks ran)
+    with generations.project_lock(paths):
+        pid = os.fork()
+        if pid == 0:  # the worker: says it runs, then waits until told to end
+            os.close(write_end)
+            os.write(ready_w, b"r")
+            os.read(read_end, 1)
+            os._exit(0)
+        os.read(ready_r, 1)
+    # the run has ended (its lock closed); the worker still lives and must not hold the lock
+    try:
+        with generations.project_lock(paths):
+            pass
+    finally:
+        for fd in (read_end, ready_r, ready_w):
+            os.close(fd)
+        os.write(write_end, b"x")
+        os.close(write_end)
+        os.waitpid(pid, 0)
+
+
+def test_a_worker_ends_when_its_run_is_killed(tmp_path):
+    """kill -9 of the run: its forked worker (which would block forever on its task pipe) ends too."""
+    script = f"""
+import os, signal, sys, time
+from pathlib import Path
+from pipeline import generations
+from pipeline.config import Paths
+with generations.project_lock(Paths(Path({str(tmp_path)!r}))):
+    pid = os.fork()
+    if pid == 0:  # lets go of the output pipe, so that subprocess.run returns at the kill
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        time.sleep(60)
+        os._exit(0)
+    print(pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    worker = int(done.stdout.split()[0])
+    for _ in range(50):  # the kernel sends SIGKILL at once; allow up to 5 s for a loaded machine
+        try:  # gone, or a zombie nobody has reaped yet (State: Z)
+            if "\nState:\tZ" in Path(f"/proc/{worker}/status").read_text():
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed run")

@@ -175,3 +175,17 @@ def test_split_sections_are_separate_rows():
     assert out["stage"].tolist() == ["junior", "primary"] and out["passes"].all()
     rb = resource_balance(pd.DataFrame(rows), P)
     assert set(rb["stage"]) == {"primary", "junior"} and len(rb) == 14
+
+
+def test_cv_over_too_few_of_the_schools_has_no_verdict():
+    """The 差异系数 is a census figure: with 8 of 10 schools reporting L7 (80% < cv_min_coverage
+    0.9) it is computed on the 8 but not judged; with 9 of 10 (90%) it is judged (>=)."""
+    rows = [school(f"s{i}", at_threshold(), enrollment=100.0 + i) for i in range(10)]
+    for r in rows[:2]:
+        r["multimedia_classrooms"] = np.nan
+    rb = resource_balance(pd.DataFrame(rows), P).set_index("indicator")
+    assert rb.loc["L7", "n_schools"] == 8 and rb.loc["L7", "cv"] == pytest.approx(0.0, abs=1e-12)
+    assert pd.isna(rb.loc["L7", "passes"]) and bool(rb.loc["L1", "passes"])
+    rows[1]["multimedia_classrooms"] = rows[2]["multimedia_classrooms"]
+    rb = resource_balance(pd.DataFrame(rows), P).set_index("indicator")
+    assert rb.loc["L7", "n_schools"] == 9 and bool(rb.loc["L7", "passes"])

@@ -241,6 +241,8 @@ def allowed_text(col: FormColumn) -> str:
         return "可下拉选择：" + "、".join(col.suggested)
     if col.kind in ("whole", "decimal"):
         what = "整数" if col.kind == "whole" else "数字"
+        if col.low is not None and col.high is not None and col.low_open:
+            return f"{what}，大于 {_num(col.low)}、不大于 {_num(col.high)}"
         if col.low is not None and col.high is not None:
             return f"{what}，{_num(col.low)}–{_num(col.high)}"
         if col.low is not None:

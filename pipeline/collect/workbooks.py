@@ -87,7 +87,7 @@ def _validation(col: FormColumn, ref: str, list_formula: str | None):
         low = -NUMBER_BOUND if col.low is None else col.low
         high = NUMBER_BOUND if col.high is None else col.high
         between = {"operator": "between", "formula1": _bound(low), "formula2": _bound(high)}
-        if col.low_open and col.high is None:
+        if col.low_open:  # Excel has no half-open "between": > low (validate checks the cap)
             between = {"operator": "greaterThan", "formula1": _bound(low)}
         dv = DataValidation(
             type=col.kind,

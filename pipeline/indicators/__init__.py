@@ -92,7 +92,7 @@ def _require(frame: pd.DataFrame, cols: tuple[str, ...], table: str) -> None:
         )
 
 
-MAX_WEIGHT = 2e8  # > the ~1.6e8 students of China's 义务教育 (教育统计公报 2023)
+MAX_WEIGHT = schemas.STUDENTS["weight"].max  # 2e8: see the column's note in pipeline/schemas.py
 
 
 def _require_positive_weights(students: pd.DataFrame) -> None:

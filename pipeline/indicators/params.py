@@ -40,6 +40,7 @@ class IndicatorsParams:
     teaching_point_min_enrollment: float = 50.0
     school_min_met: int = 6
     school_min_ratio_unmet: float = 0.85
+    cv_min_coverage: float = 0.9
 
     def __post_init__(self) -> None:
         from pipeline.errors import EqmError
@@ -77,3 +78,5 @@ class IndicatorsParams:
             raise bad("school_min_met", "应在 1 到 7 之间")
         if not 0 < self.school_min_ratio_unmet <= 1:
             raise bad("school_min_ratio_unmet", "应在 0 到 1 之间")
+        if not 0 < self.cv_min_coverage <= 1:
+            raise bad("cv_min_coverage", "应在 0 到 1 之间")

@@ -17,7 +17,9 @@ Rules (县域义务教育优质均衡发展督导评估办法, 教督〔2017〕6
   ``CV = S / X̄``, ``X̄ = Σ (P_i/P) X_i``, ``S = √(Σ (P_i/P)(X_i − X̄)²)`` over the schools in scope
   with a value; EACH indicator must satisfy ``CV <= 0.50`` (primary) / ``<= 0.45`` (junior) —
   not the mean of the seven (that was the 2012 基本均衡 composite). ``county_value`` is ``X̄``.
-  A 差异系数 that cannot be computed (no school with a value, or X̄ = 0) has no verdict (``<NA>``).
+  A 差异系数 that cannot be computed (no school with a value, or X̄ = 0), or that covers fewer than
+  ``cv_min_coverage`` (0.9) of the county × stage's schools in scope, has no verdict (``<NA>``):
+  the 差异系数 is a census figure, and the schools that reported are not the county.
 * Scope: special-education and vocational schools and teaching points with fewer than 50 students
   are excluded; sections without a positive enrolment cannot be evaluated and are excluded (logged).
   九年一贯制 / 完全中学 rows arrive split into sections by ingest (``source_stage`` keeps the origin).
@@ -144,20 +146,18 @@ def resource_balance(schools: pd.DataFrame, params: IndicatorsParams) -> pd.Data
     """``resource_balance`` rows: per year × county × stage × indicator (vectorised over groups)."""
     sc = schools.loc[in_scope(schools, params)]
     vals = school_indicators(sc)
-    long = (
-        pd.DataFrame(
-            {
-                "year": sc["year"].astype("int64").to_numpy(),
-                "county_code": sc["county_code"].astype(str).to_numpy(),
-                "stage": sc["stage"].astype(str).to_numpy(),
-                "P": pd.to_numeric(sc["enrollment"], errors="coerce").to_numpy(dtype=float),
-                **{k: vals[k].to_numpy() for k in RESOURCE_KEYS},
-            }
-        )
-        .melt(id_vars=["year", "county_code", "stage", "P"], var_name="indicator", value_name="x")
-        .dropna(subset=["x"])
-    )
+    long = pd.DataFrame(
+        {
+            "year": sc["year"].astype("int64").to_numpy(),
+            "county_code": sc["county_code"].astype(str).to_numpy(),
+            "stage": sc["stage"].astype(str).to_numpy(),
+            "P": pd.to_numeric(sc["enrollment"], errors="coerce").to_numpy(dtype=float),
+            **{k: vals[k].to_numpy() for k in RESOURCE_KEYS},
+        }
+    ).melt(id_vars=["year", "county_code", "stage", "P"], var_name="indicator", value_name="x")
     keys = ["year", "county_code", "stage", "indicator"]
+    in_scope_n = long.groupby(["year", "county_code", "stage", "indicator"]).size()
+    long = long.dropna(subset=["x"])
     long = long.assign(px=long["P"] * long["x"], px2=long["P"] * long["x"] ** 2)
     g = long.groupby(keys, sort=True).agg(
         P=("P", "sum"), px=("px", "sum"), px2=("px2", "sum"), n_schools=("x", "size")
@@ -175,8 +175,17 @@ def resource_balance(schools: pd.DataFrame, params: IndicatorsParams) -> pd.Data
         threshold=[params.cv_thresholds[s] for s in g.reset_index()["stage"]],
         n_schools=g["n_schools"].to_numpy().astype("int64"),
     )
+    coverage = (g["n_schools"] / in_scope_n.reindex(g.index)).to_numpy()
+    thin = coverage < params.cv_min_coverage
     verdict = pd.array(out["cv"] <= out["threshold"], dtype="boolean")
-    verdict[out["cv"].isna().to_numpy()] = pd.NA
+    verdict[out["cv"].isna().to_numpy() | thin] = pd.NA
+    for r in out[thin].itertuples():
+        log.warning(
+            "%s 年 %s %s %s：只有 %d 所学校有数据（范围内 %d 所，不足 %.0f%%），差异系数不作达标判定",
+            r.year, r.county_code, r.stage, r.indicator, r.n_schools,
+            int(in_scope_n[(r.year, r.county_code, r.stage, r.indicator)]),
+            100 * params.cv_min_coverage,
+        )  # fmt: skip
     out = out.assign(passes=verdict)
     return out[
         [

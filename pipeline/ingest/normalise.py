@@ -49,6 +49,8 @@ from pipeline.ingest.values import (
     _to_year,
     as_text,
     error_cells,
+    is_id_number,
+    mask_id_numbers,
     pseudonymise,
 )
 
@@ -147,11 +149,13 @@ def _log_columns(table: str, hm: HeaderMap, source: str) -> None:
             "%s：以下列不是已知的列，已忽略：%s。其中%s：如果是同一列，请在 data/raw/sources.yaml 的"
             " aliases 中添加「你的列名: 标准列名」后重新运行。",
             source,
-            "、".join(hm.unknown),
-            like,
+            mask_id_numbers("、".join(hm.unknown)),
+            mask_id_numbers(like),
         )
-    elif hm.unknown:
-        log.info("%s：以下列不是已知的列，已忽略：%s", source, "、".join(hm.unknown))
+    elif hm.unknown:  # a header may be a value pasted in the wrong place, even an ID number
+        log.info(
+            "%s：以下列不是已知的列，已忽略：%s", source, mask_id_numbers("、".join(hm.unknown))
+        )
     if hm.pii:
         log.info("%s：已删除个人信息列 %s", source, "、".join(hm.pii))
 
@@ -386,9 +390,16 @@ def _parse_columns(
             )
         else:
             val = as_text(s)
-            if c.name == "student_id":
+            if c.name == "student_id":  # pseudonymised below: an ID number never leaves ingest
                 bad, msg = _student_id_failures(val, params.student_id_pattern)
                 fails.add_messages(bad, h, "ingest.bad_student_id", msg)
+            else:  # a kept text column (school id, name …) would carry an ID number out
+                fails.add(
+                    _map_unique(val, is_id_number).fillna(False).to_numpy(dtype=bool),
+                    h,
+                    "ingest.id_number_in_field",
+                    f"{c.label}中是一个身份证号（已隐去），它不会被写入任何输出；请核对是否填错了列",
+                )
         out[c.name] = val.reset_index(drop=True)
     for k, h in sorted(hm.pvs.items()):
         val, bad = _to_number(data[h], decimal_comma)
@@ -664,7 +675,7 @@ def normalise_file(raw: RawFile, lookups: Lookups, params: IngestParams, salt: s
         rows_written=len(frame),
         empty=n == 0,
         columns={h: c for c, (h, _) in sorted(hm.cols.items())},
-        ignored_columns=hm.unknown,
+        ignored_columns=[mask_id_numbers(h) for h in hm.unknown],
         suspect_columns=dict(sorted(hm.suspect.items())),
         missing_indicator_columns=missing_indicators,
         error_value_cells=cells.errors,

@@ -61,7 +61,7 @@ def weight_failures(students: pd.DataFrame, params: ValidateParams) -> pd.DataFr
     if students.empty or "weight" not in students:
         return _empty_failures()
     w = pd.to_numeric(students["weight"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    ok = np.isfinite(w) & (w > 0)
+    ok = np.isfinite(w) & (w > 0) & (w <= schemas.STUDENTS["weight"].max)  # else weight_invalid
     if ok.sum() < WEIGHT_MEDIAN_MIN_ROWS:
         return _empty_failures()
     na = pd.Series(pd.NA, index=students.index, dtype="object")

@@ -62,7 +62,7 @@ def _row_specs(
         if c.required:
             specs.append(_Spec(special.get(c.name, "missing_value"), c.name, "not_null"))
         if c.name == "weight":
-            specs.append(_between("weight_invalid", "weight", 0, None, strict_min=True))
+            specs.append(_between("weight_invalid", "weight", 0, c.max, strict_min=True))
         elif c.name in questionnaire:
             rule, (lo, hi) = questionnaire[c.name]
             specs.append(_between(rule, c.name, lo, hi))
@@ -312,7 +312,8 @@ def _pandas_row_checks(
     st = frames["students"]
     if "weight" in st and len(st):
         w = st["weight"].to_numpy(dtype=float, na_value=np.nan)
-        out.append(_mask_failures("students", np.isinf(w), "weight_invalid", "weight"))
+        over = np.isinf(w) | (w > schemas.STUDENTS["weight"].max)  # GX's between misses inf
+        out.append(_mask_failures("students", over, "weight_invalid", "weight"))
 
     sc = frames["scores"]
     if len(sc) and lookup is not None and score_ctx is not None:

@@ -132,6 +132,7 @@ FIXES: Mapping[str, str] = {
     "ingest.formula_no_value": "在 Excel 中打开文件，确认公式算出结果后保存再发送，或把公式改为数值。",
     "ingest.bad_student_id": "从原系统按文本重新导出学生编号（不要让 Excel 转成数字）；编号只含字母、数字、短横线和下划线。",
     "ingest.county_mismatch": "核对该行属于哪个区县，使区县代码与区县名称一致。",
+    "ingest.id_number_in_field": "把身份证号从该单元格删去，填入该列应有的内容（如学校标识码）；身份证号不需要报送。",
     "missing_value": "补填该必填项。",
     "out_of_range": "核对数值，改为允许范围内的值。",
     "invalid_code": "改为填写说明中允许的取值。",
