@@ -661,6 +661,7 @@ VALIDATION_FINDING_RULES: dict[str, str] = {
     "empty_table": "数据表没有任何数据行",
     "rows_mostly_lost": "大部分数据被隔离",
     "county_lost": "区县的数据全部被隔离",
+    "stray_county_rows": "少数行的区县不是已登记的区县（疑似填错，已隔离）",
     "year_lost": "某年份的数据全部被隔离",
     "duplicate_identical": "完全相同的重复行（保留一行）",
     "school_county_conflict": "同一学校出现在不同区县",

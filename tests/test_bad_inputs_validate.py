@@ -117,16 +117,17 @@ def test_an_empty_file_that_leaves_its_table_empty_is_an_error():
 
 def test_a_county_not_in_params_that_vanishes_is_an_error_naming_the_key():
     tables = make_tables()
-    # 6 grade-4 students of a county whose code params.yaml does not list: validate sets them aside
-    # (county_unknown) and their 12 scores with them (cascade): 18 rows, all of the county
-    _students_of_school(tables, "X1", "450199", 6, start_row=100)
+    # 10 grade-4 students of a county whose code params.yaml does not list: validate sets them aside
+    # (county_unknown) and their 20 scores with them (cascade): 30 rows, all of the county (30 =
+    # validate.stray_county_max_rows: not a stray typo)
+    _students_of_school(tables, "X1", "450199", 10, start_row=100)
     res = run_core(tables)
     f = findings(res, "county_lost")
     assert len(f) == 1
     row = f.iloc[0]
-    assert row["severity"] == "error" and row["county_code"] == "450199" and row["count"] == 18
+    assert row["severity"] == "error" and row["county_code"] == "450199" and row["count"] == 30
     assert "450199" in row["message"] and "monitoring.counties" in row["message"]
-    assert "学生数据 6 行" in row["message"]
+    assert "学生数据 10 行" in row["message"]
     assert res.has_errors and res.summary["findings"]["error"] >= 1  # never「严重问题 0 项」
     # 450107 keeps all its rows: no finding on it, and the year is not lost
     assert findings(res, "year_lost").empty
@@ -137,26 +138,41 @@ def test_a_county_not_in_params_that_vanishes_is_an_error_naming_the_key():
 
 
 def test_a_county_name_ingest_could_not_resolve_is_counted_and_named():
-    # ingest set aside 5 student rows whose county name it could not map (ingest.unknown_county);
+    # ingest set aside 30 student rows whose county name it could not map (ingest.unknown_county);
     # their county_code is empty, the name sits in raw_values under the file's own header
     iq = pd.DataFrame(
         {
-            "table": "students", "source_file": "students/横洲.csv", "source_row": np.arange(2, 7),
+            "table": "students", "source_file": "students/横洲.csv", "source_row": np.arange(2, 32),
             "column": "所属区县", "rule": "ingest.unknown_county",
             "message": "区县横洲市无法对应到区县代码", "stage": "ingest", "county_code": None,
             "year": 2022,
-            "raw_values": [json.dumps({"所属区县": "横洲市", "年级": "4"}, ensure_ascii=False)] * 5,
+            "raw_values": [json.dumps({"所属区县": "横洲市", "年级": "4"}, ensure_ascii=False)] * 30,
         }
     )  # fmt: skip
-    manifest = {"files": {"students/横洲.csv": {"table": "students", "rows_read": 5, "rows_kept": 0,
-                                               "rows_quarantined": 5, "data_rows": 5,
+    manifest = {"files": {"students/横洲.csv": {"table": "students", "rows_read": 30, "rows_kept": 0,
+                                               "rows_quarantined": 30, "data_rows": 30,
                                                "columns": {"所属区县": "county_name"}}}}  # fmt: skip
     res = run_core(make_tables(), iq=iq, manifest=manifest)
     f = findings(res, "county_lost")
-    assert len(f) == 1 and f["severity"].iloc[0] == "error" and f["count"].iloc[0] == 5
+    assert len(f) == 1 and f["severity"].iloc[0] == "error" and f["count"].iloc[0] == 30
     msg = f["message"].iloc[0]
-    assert "横洲市" in msg and "monitoring.county_aliases" in msg and "共 5 行" in msg
+    assert "横洲市" in msg and "monitoring.county_aliases" in msg and "共 30 行" in msg
     assert res.has_errors
+
+
+def test_a_few_rows_under_an_unknown_county_are_a_typo_not_a_lost_county():
+    """2 students (6 rows with their scores) under 450199, fewer than
+    validate.stray_county_max_rows (30): set aside and shown as a warning, the run goes on (found
+    by review: 1–3 typo rows stopped the whole round)."""
+    tables = make_tables()
+    _students_of_school(tables, "X1", "450199", 2, start_row=100)
+    res = run_core(tables)
+    assert findings(res, "county_lost").empty and not res.has_errors
+    f = findings(res, "stray_county_rows")
+    assert len(f) == 1 and f["severity"].iloc[0] == "warn" and f["count"].iloc[0] == 6
+    assert "450199" in f["message"].iloc[0] and "monitoring.counties" in f["message"].iloc[0]
+    assert len(q_of(res, "students")) == 2  # the rows themselves are set aside, with reasons
+    assert_reconciled(res, tables)
 
 
 def test_a_county_that_loses_most_of_its_rows_is_an_error():

@@ -367,6 +367,7 @@ def run(ctx: RunContext) -> ValidationResult:
         raise EqmError(
             f"数据质量校验发现 {s['findings']['error']} 项严重问题，后续环节未运行。第一项：{first}",
             file=str(page),
-            hint=f"请打开 {page} 查看全部问题及其所在文件和行号，修正原始数据后重新运行。",
+            hint=f"请打开 {page} 查看全部问题及其所在文件和行号，按每项问题的说明修正原始数据"
+            "（或其中指出的 params.yaml 参数）后重新运行。",
         )
     return result

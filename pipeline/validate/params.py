@@ -34,6 +34,7 @@ class ValidateParams:
     fitness_score_range: tuple[float, float]
     weight_ratio_max: float
     lost_share: float
+    stray_county_max_rows: int
     cut_scores_mismatch_share: float
     cut_scores_min_rows: int
     severity: Mapping[str, Severity] = field(default_factory=dict)
@@ -57,6 +58,7 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "empty_table": "error",
     "rows_mostly_lost": "error",
     "county_lost": "error",
+    "stray_county_rows": "warn",
     "year_lost": "error",
     "duplicate_identical": "warn",
     "school_county_conflict": "error",

@@ -261,7 +261,8 @@ def loss_findings(
     """Findings on the share of rows set aside (ingest + validate), in tiers.
 
     Per year × county (every table, any county, registered or not): all rows lost →
-    ``county_lost``; at least ``lost_share`` → ``rows_mostly_lost``; above
+    ``county_lost`` (``stray_county_rows`` for fewer than ``stray_county_max_rows`` rows of a county
+    params.yaml does not list: a typo in a few rows, not a county gone); at least ``lost_share`` → ``rows_mostly_lost``; above
     ``quarantine_share_warn`` → ``quarantine_share`` (an error above ``quarantine_share_error``).
     Per year × table: all rows lost → ``year_lost`` (one finding per year naming its tables); at
     least ``lost_share`` → ``rows_mostly_lost``. Rows whose year or county is unknown count in
@@ -278,7 +279,14 @@ def loss_findings(
             continue
         who = _county_label(county, mon)
         gone = g[g["lost"]]
-        if lost == n:
+        if lost == n and county not in mon.counties and n < params.stray_county_max_rows:
+            # a handful of rows under a code or name no county has: a typo, not a lost county
+            out.append(_finding(
+                "stray_county_rows", None, county, year, None,
+                f"{year} 年有 {lost} 行数据的区县是「{county}」（{_per_table(gone)}），它不是已登记的区县，"
+                f"这些行已隔离。{_fix_hint(county, gone['rule'], mon)}",
+                lost, params))  # fmt: skip
+        elif lost == n:
             out.append(_finding(
                 "county_lost", None, county, year, None,
                 f"{year} 年{who}的数据全部被隔离（{_per_table(gone)}，共 {lost} 行），该区县不会出现在"
