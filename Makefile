@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo test lint format bench bench-r clean system-deps
+.PHONY: install demo test lint format bench bench-r clean
 
 install: $(STAMP)
 
@@ -19,26 +19,16 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m compileall -q pipeline
-	-@$(MAKE) --no-print-directory system-deps
 	touch $(STAMP)
-
-# Optional speed-up only (CJK font subsetting in WeasyPrint ~40x faster); never required.
-system-deps:
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -q libharfbuzz-subset; then \
-	  echo "installing optional libharfbuzz-subset0"; \
-	  (apt-get install -y -qq libharfbuzz-subset0 >/dev/null 2>&1 || \
-	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libharfbuzz-subset0 >/dev/null 2>&1)) || \
-	  echo "libharfbuzz-subset0 not installed; PDFs will build more slowly"; \
-	fi
 
 demo: install
 	$(BIN)/eqm demo-data
 	$(BIN)/eqm run
 	@echo "Reports are under reports/ (open reports/*/summary.html)"
 
-# The suite on every core (pytest-xdist; one test module per worker at a time, see tests/conftest.py).
+# The suite on every core (pytest-xdist; each test module on one worker, see tests/conftest.py).
 test: install
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto
 
 lint: install
 	$(BIN)/ruff check pipeline tests benchmarks

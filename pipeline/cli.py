@@ -76,7 +76,7 @@ def _setup_logging(quiet: bool) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else logging.INFO)
-    for noisy in ("great_expectations", "matplotlib", "fontTools", "weasyprint", "PIL", "numexpr"):
+    for noisy in ("great_expectations", "matplotlib", "PIL", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

@@ -19,18 +19,22 @@ BIN = Path(sys.executable).parent
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-# `make test` runs the suite on every core (pytest-xdist, ``--dist loadgroup``). Each test module is
-# one group, so a module's fixtures are built once, on one worker; the modules that share the
-# session's demo round (``dvc_round``) form one group, so that round is built once too.
+# `make test` runs the suite on every core (pytest-xdist). Each test module goes to one worker, so
+# its module fixtures are built once; the modules that share the session's demo round
+# (``dvc_round``) go to the same worker, so that round is built once too.
 SHARED_ROUND_MODULES = {"test_round_e2e", "test_demo_findings"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid
-            group = "dvc_round" if module in SHARED_ROUND_MODULES else module
-            item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # only with pytest-xdist
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "dvc_round" if Path(module).stem in SHARED_ROUND_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture

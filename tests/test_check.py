@@ -355,7 +355,7 @@ def test_every_row_rule_has_a_fix_for_the_sender():
 def test_check_imports_no_excel_or_validation_library():
     code = (
         "import sys, pipeline.collect.check; "
-        "print([m for m in ('openpyxl', 'great_expectations', 'weasyprint', 'pyreadstat') "
+        "print([m for m in ('openpyxl', 'great_expectations', 'typst', 'pyreadstat') "
         "if m in sys.modules])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

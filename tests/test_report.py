@@ -7,9 +7,12 @@ per module (2 counties + the city summary, HTML and PDF).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -147,8 +150,9 @@ def test_pdf_has_page_numbers_and_a_true_table_of_contents(rendered):
         ("六、方法与数据说明", "方法与数据说明"),
         ("五、问题清单与整改建议", "问题清单与整改建议"),
     ):
-        actual = next(i + 1 for i, p in enumerate(pages) if heading in _squash(p))
-        m = re.search(re.escape(entry) + r"\s*\.+\s*(\d+)\s*\n", toc)
+        # the first page after the cover (whose table of contents names every heading too)
+        actual = next(i + 1 for i, p in enumerate(pages) if i and heading in _squash(p))
+        m = re.search(re.escape(entry) + r"[\s.\u2060]*\.[\s.\u2060]*(\d+)\s*\n", toc)
         assert m, entry
         assert int(m.group(1)) == actual
 
@@ -166,7 +170,8 @@ def test_pdf_embeds_only_the_bundled_cjk_font(rendered):
                 "/BaseFont"
             ]
     assert seen
-    assert all("EqmNotoSansCJK" in f for f in seen), seen
+    # the PostScript name inside the bundled file: no other font, no system font
+    assert all("NotoSansCJKsc-Regular" in f for f in seen), seen
 
 
 def test_synthetic_data_is_labelled_on_every_page(rendered):
@@ -301,27 +306,64 @@ def test_any_county_in_the_data_gets_a_report_and_real_data_has_no_banner():
     assert again == htmls
 
 
-def test_pdf_bytes_are_stable(tmp_path):
-    html = "<html><body><h1>西乡塘区 校际差异率 0.150</h1></body></html>"
-    p = _params()
-    writer = report.PdfWriter(p.page_size, report.fonts.font_file(p.font_file))
-    writer.write(html, tmp_path / "a.pdf")
-    writer.write(html, tmp_path / "b.pdf")
+# Typst runs on threads that a forked child does not inherit, and the stage forks its workers from
+# this process: what typesets PDFs here (outside the stage) runs in a fresh interpreter instead.
+_TYPESET = """
+import json, sys
+from pathlib import Path
+from pipeline import report
+from pipeline.config import make_context
+
+root, county, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+ctx = make_context(root, quiet=True)
+params = report.stage_params(ctx)
+renderer = report.Renderer(report.load_inputs(ctx, params), ctx.monitoring, params)
+docs = report.documents(renderer.inp, ctx.monitoring)
+font = report.fonts.font_file(params.font_file)
+if county == "stage":  # the stage's PDFs twice: forked workers, then after Typst ran here
+    first = report.write_reports(docs, renderer, out / "first")
+    report.pdf.TypstWriter(report.pdf.font_folder(font, out), params.page_size)
+    second = report.write_reports(docs, renderer, out / "second")
+    print(json.dumps([first, second]))
+    sys.exit()
+doc = next(d for d in docs if d.county == county)
+r = renderer.render(doc)
+for name in ("a", "b"):
+    folder = out / f"fonts-{name}"
+    folder.mkdir()
+    writer = report.pdf.TypstWriter(report.pdf.font_folder(font, folder), params.page_size)
+    writer.write(r.kind, r.view, r.charts, renderer.common, r.flags, out / f"{name}.pdf")
+"""
+
+
+def _typeset(root: Path, what: str, out: Path, **env) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _TYPESET, str(root), what, str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_every_page_size_of_the_parameters_has_a_typst_paper():
+    assert set(report.pdf.PAPER) == set(report.PAGE_SIZES)
+
+
+def test_pdf_bytes_are_stable(rendered, tmp_path):
+    _typeset(rendered["root"], COUNTIES[0], tmp_path)
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
 
 
-def test_font_subset_fallback_keeps_the_characters(tmp_path):
-    """Without HarfBuzz subsetting the font is cut to the reports' characters once per run."""
-    from fontTools.ttLib import TTFont
-
-    p = _params()
-    out = report.fonts.subset_for(
-        report.fonts.font_file(p.font_file), ["校际差异率 0.150"], tmp_path / "s.otf"
+def test_a_process_that_ran_typst_renders_pdfs_without_forking(rendered, tmp_path):
+    """Forked after Typst ran in the parent, a worker would wait forever for Typst's threads: the
+    stage then renders in its own process (1), and still writes every PDF."""
+    out = _typeset(rendered["root"], "stage", tmp_path, EQM_REPORT_WORKERS="2")
+    assert json.loads(out.strip().splitlines()[-1]) == [2, 1]
+    first, second = (
+        sorted(p.relative_to(tmp_path / d) for p in (tmp_path / d).rglob("*.pdf"))
+        for d in ("first", "second")
     )
-    cmap = TTFont(out).getBestCmap()
-    assert all(ord(c) in cmap for c in "校际差异率第页共0123456789")
-    assert ord("鑫") not in cmap
-    assert out.stat().st_size < 2_000_000
+    assert first == second and len(first) == len(COUNTIES) + 1
 
 
 def test_missing_indicators_is_a_clear_error(project_root):
@@ -1351,22 +1393,26 @@ def test_two_rounds_each_report_counts_its_own_year(tmp_path):
         )
 
 
-def test_print_rules_take_precedence_over_the_screen_styles(tmp_path):
-    """print.css (h1 20pt, the 内部资料 mark 8pt) wins over a page's own style (h1 40pt): passed as
-    a WeasyPrint user sheet it lost to every author rule, so tables kept the screen size and ran
-    to the page edge."""
-    p = _params()
-    writer = report.PdfWriter(p.page_size, report.fonts.font_file(p.font_file))
-    html = "<html><head><style>h1 { font-size: 40pt; }</style></head><body><h1>校际差异率</h1></body></html>"
-    writer.write(html, tmp_path / "a.pdf")
-    sizes = {}
+def test_pdf_print_sizes_title_tables_and_mark(rendered):
+    """The PDF's own type sizes (templates/*.typ), not the screen styles: the county title 22 pt,
+    table text 8 pt (a larger size ran tables to the page edge), the 内部资料 footer mark 8 pt."""
+    reader = pypdf.PdfReader(rendered["out"] / f"{COUNTIES[0]}.pdf")
 
-    def visit(text, cm, tm, font, size):
-        if text.strip():
-            sizes[text.strip()] = round(size * cm[0], 1)  # points on the page
+    def sizes_of(page) -> dict[str, set[float]]:
+        sizes: dict[str, set[float]] = {}
 
-    pypdf.PdfReader(tmp_path / "a.pdf").pages[0].extract_text(visitor_text=visit)
-    assert sizes == {"校际差异率": 20.0, "内部资料": 8.0}
+        def visit(text, cm, tm, font, size):
+            if text.strip():  # points on the page: font size × text matrix × current matrix
+                sizes.setdefault(text.strip(), set()).add(round(size * tm[0] * cm[0], 1))
+
+        page.extract_text(visitor_text=visit)
+        return sizes
+
+    first, second = sizes_of(reader.pages[0]), sizes_of(reader.pages[1])
+    title = next(t for t in first if NAMES[COUNTIES[0]] in t and "报告" in t)
+    assert first[title] == {22.0}
+    assert second["内部资料"] == {8.0}
+    assert second["项目"] == {8.0}  # header cell of the 达标情况一览 table
 
 
 def test_task_map_sends_each_unmet_item_to_its_own_lead_unit():
@@ -1424,14 +1470,14 @@ def test_a_report_failing_in_a_worker_fails_the_stage_with_its_error(
     shutil.copytree(rendered["root"], root)
     before = _report_files(root)
     error = EqmError("测试：该区县的报告无法生成。", file="测试文件.csv", hint="请改正后重新运行。")
-    html = report.Renderer.html
+    render = report.Renderer.render
 
     def failing(self, doc):
         if doc.county == COUNTIES[1]:
             raise error
-        return html(self, doc)
+        return render(self, doc)
 
-    monkeypatch.setattr(report.Renderer, "html", failing)
+    monkeypatch.setattr(report.Renderer, "render", failing)
     monkeypatch.setenv("EQM_REPORT_WORKERS", "2")  # the error crosses a process boundary
     ctx = make_context(root, quiet=True)
     ctx.params["report"] = {**ctx.params["report"], "build_pdf": False}
@@ -1457,19 +1503,22 @@ def test_number_of_report_processes_follows_params_and_environment(monkeypatch):
         report.n_workers(_params(pdf_workers=-1), 10)
 
 
-def test_without_harfbuzz_subsetting_the_pdfs_come_from_one_cut_font(tmp_path, monkeypatch, caplog):
-    """No libharfbuzz-subset0: the HTML is written first, the font cut once to its characters, then
-    each PDF made from that font, still in the worker processes; the PDFs carry the text."""
+def test_reports_are_rendered_in_this_process_when_workers_cannot_start(
+    tmp_path, monkeypatch, caplog
+):
+    """No working process pool (no /dev/shm, no sem_open): the stage renders every report itself."""
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     rf.write_project(tmp_path, counties=("450110",), years=(YEAR,), publish=False)
-    monkeypatch.setattr(report.fonts, "fast_subsetting_available", lambda: False)
+
+    def no_pool(*args, **kwargs):
+        raise OSError("sem_open 不可用")
+
+    monkeypatch.setattr(report.concurrent.futures, "ProcessPoolExecutor", no_pool)
     monkeypatch.setenv("EQM_REPORT_WORKERS", "2")
+    ctx = make_context(tmp_path, quiet=True)
+    ctx.params["report"] = {**ctx.params["report"], "build_pdf": False}
     with caplog.at_level("INFO", logger="pipeline.report"):
-        report.run(make_context(tmp_path, quiet=True))
-    assert "未安装 libharfbuzz-subset0" in caplog.text
-    out = Paths(tmp_path).report_year(YEAR)
-    for name, words in (("450110", "武鸣区"), ("summary", "全市")):
-        text = _squash(
-            "".join(p.extract_text() or "" for p in pypdf.PdfReader(out / f"{name}.pdf").pages)
-        )
-        assert words in text and "校际差异率" in text, name
+        report.run(ctx)
+    assert "改为在本进程中逐份生成" in caplog.text and "1 个进程" in caplog.text
+    files = sorted(p.name for p in Paths(tmp_path).report_year(YEAR).iterdir())
+    assert files == ["450110.html", "summary.html"]

@@ -20,7 +20,7 @@ HEAVY = (
     "great_expectations",
     "scipy.stats",
     "statsmodels",
-    "weasyprint",
+    "typst",
     "matplotlib",
     "openpyxl",
     "pyreadstat",

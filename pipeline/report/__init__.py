@@ -8,10 +8,11 @@ count each round's rows) and the ingest manifest), turns them into view models
 :mod:`~pipeline.report.problems`, :mod:`~pipeline.report.provenance` for each round's data quality,
 files and official-vs-computed note, and :mod:`~pipeline.report.city` for the summary's
 conclusions, 整改任务分解 and pilot-county facts; no statistics computed), draws a few charts
-(:mod:`pipeline.report.charts`), renders Jinja2 templates with autoescaping on, and converts the same
-HTML to A4 PDF with WeasyPrint, embedding Noto Sans CJK SC (:mod:`pipeline.report.fonts`).
-Each report (view, charts, HTML, PDF) is one job; the jobs are spread over forked worker processes
-(``report.pdf_workers``, one per CPU by default; :func:`write_reports`).
+(:mod:`pipeline.report.charts`), renders Jinja2 templates with autoescaping on, and typesets the
+PDF from the same view model and charts with Typst (:mod:`pipeline.report.pdf`), embedding Noto
+Sans CJK SC (:mod:`pipeline.report.fonts`). Each report (view, charts, HTML, PDF) is one job; the
+jobs are spread over forked worker processes (``report.pdf_workers``, one per CPU by default;
+:func:`write_reports`).
 
 Everything is written under ``reports/`` as one all-or-nothing replacement of the folder:
 ``reports/<year>/<county_code>.html|.pdf``, ``summary.html|.pdf``, and the published copies
@@ -43,7 +44,7 @@ from pipeline.config import RAW_TABLES, MonitoringParams, RunContext
 from pipeline.errors import EqmError
 from pipeline.generations import require_upstream, stamped
 from pipeline.io import outputs, read_json, read_parquet
-from pipeline.report import charts, fonts, provenance, views
+from pipeline.report import charts, fonts, pdf, provenance, views
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,17 @@ def documents(
     return docs
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """One report rendered: its kind (``county`` / ``summary``), view model, charts and HTML."""
+
+    kind: str
+    view: dict
+    charts: dict[str, str | None]
+    flags: dict[str, bool]
+    html: str
+
+
 class Renderer:
     """What every report of a run shares (inputs, lookup, chart style, page parts); ``html(doc)``
     renders one report: its view model, its charts, its template.
@@ -333,21 +345,28 @@ class Renderer:
             "min_schools": params.min_schools,
         }
 
-    def html(self, doc: Doc) -> str:
+    def render(self, doc: Doc) -> Rendered:
+        """The report's view model, charts and HTML (what its PDF is typeset from, too)."""
         flags = {"has_validation": doc.has_validation, "has_evidence": doc.has_evidence}
         if doc.county is not None:
             v = views.county_view(
                 self.inp, self.lk, doc.year, doc.county, self.monitoring, self.rules
             )
             drawn = _county_charts(v, self.params, self.style)
-            template = "county.html.j2"
+            kind = "county"
         else:
             v = views.summary_view(
                 self.inp, self.lk, doc.year, list(doc.counties), self.monitoring, self.rules
             )
             drawn = _summary_charts(v, self.params, self.style)
-            template = "summary.html.j2"
-        return _env().get_template(template).render(v=v, charts=drawn, **self.common, **flags)
+            kind = "summary"
+        html = (
+            _env().get_template(f"{kind}.html.j2").render(v=v, charts=drawn, **self.common, **flags)
+        )
+        return Rendered(kind, v, drawn, flags, html)
+
+    def html(self, doc: Doc) -> str:
+        return self.render(doc).html
 
 
 def build_reports(
@@ -377,40 +396,13 @@ def build_reports(
 # ------------------------------------------------------------------------------------------------
 
 
-class PdfWriter:
-    """WeasyPrint with one font configuration and one font stylesheet reused for every document.
-
-    The print rules (``print.css``) go into the document itself, after the screen styles, so they
-    take precedence over them: WeasyPrint's ``stylesheets`` are *user* style sheets, which every
-    author rule of the page overrides. Only the ``@font-face`` stays a user sheet (parsed once).
-    """
-
-    def __init__(self, page_size: str, font_path: Path):
-        import weasyprint
-        from weasyprint.text.fonts import FontConfiguration
-
-        self._wp = weasyprint
-        self.font_config = FontConfiguration()
-        css = (TEMPLATES / "print.css").read_text(encoding="utf-8")
-        self.print_css = css.replace("__PAGE__", page_size).replace("__FONT__", fonts.PDF_FAMILY)
-        self.css = weasyprint.CSS(
-            string=fonts.pdf_font_css(font_path), font_config=self.font_config
-        )
-
-    def write(self, html: str, target: Path) -> None:
-        html = html.replace("</head>", f"<style>\n{self.print_css}</style>\n</head>", 1)
-        doc = self._wp.HTML(string=html, base_url=str(TEMPLATES))
-        with _gc_paused():
-            doc.write_pdf(target, stylesheets=[self.css], font_config=self.font_config)
-
-
 @contextlib.contextmanager
 def _gc_paused():
     """No cyclic garbage collection while one report is built (collected after it instead).
 
-    WeasyPrint and matplotlib allocate hundreds of thousands of small objects per report; the
-    collector's passes over them took ~17 % of the PDF time (measured on the demo round: 17.8 →
-    14.7 s of CPU for its 10 PDFs). Outputs do not depend on it (same bytes).
+    matplotlib and the view models allocate hundreds of thousands of small objects per report; the
+    collector's passes over them cost time and collect nothing that lives past the report (with
+    WeasyPrint it was ~17 % of the PDF time). Outputs do not depend on it (same bytes).
     """
     was = gc.isenabled()
     gc.disable()
@@ -422,7 +414,7 @@ def _gc_paused():
 
 
 # The state of a worker process (or of this process with one worker): the renderer of the run and
-# one PdfWriter per font file (its fonts and CSS reused for every report of the process).
+# its Typst writer (the font set loaded once per process).
 _STATE: dict[str, Any] = {}
 
 
@@ -431,30 +423,27 @@ def _init_worker(renderer: Renderer | None) -> None:
     _STATE.update(renderer=renderer, writers={})
 
 
-def _writer(font: str) -> PdfWriter:
+def _writer(font: str) -> pdf.TypstWriter:
     writers = _STATE["writers"]
     if font not in writers:
-        writers[font] = PdfWriter(_STATE["renderer"].params.page_size, Path(font))
+        writers[font] = pdf.TypstWriter(Path(font), _STATE["renderer"].params.page_size)
     return writers[font]
 
 
 def _render_job(doc: Doc, root: str, font: str | None) -> str:
-    """One report: its HTML written under ``root``, and its PDF too when ``font`` is given."""
+    """One report: its HTML written under ``root``, and its PDF too when ``font`` (the folder
+    holding the report's font file, :func:`pdf.font_folder`) is given."""
     target = Path(root) / doc.rel
+    renderer = _STATE["renderer"]
     with _gc_paused():
-        html = _STATE["renderer"].html(doc)
+        r = renderer.render(doc)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html, encoding="utf-8")
+    target.write_text(r.html, encoding="utf-8")
     if font is not None:
-        _writer(font).write(html, target.with_suffix(".pdf"))
+        _writer(font).write(
+            r.kind, r.view, r.charts, renderer.common, r.flags, target.with_suffix(".pdf")
+        )
     return doc.rel
-
-
-def _pdf_job(rel: str, root: str, font: str) -> str:
-    """The PDF of an already written HTML report (when the font is subset once for the run)."""
-    target = Path(root) / rel
-    _writer(font).write(target.read_text(encoding="utf-8"), target.with_suffix(".pdf"))
-    return rel
 
 
 def n_workers(params: ReportParams, n_docs: int) -> int:
@@ -487,24 +476,41 @@ class _Workers:
     The processes are forked on entry, before any progress display starts a thread; each holds the
     run's :class:`Renderer` (inherited through ``fork``, never pickled). The first failing job
     cancels the others and its exception is raised here unchanged (an ``EqmError`` stays the same
-    ``EqmError``); nothing is written outside the caller's temporary output folder.
+    ``EqmError``); nothing is written outside the caller's temporary output folder. A process that
+    has run Typst itself forks no workers for PDF jobs (Typst's threads do not follow a fork; the
+    children would hang): the reports are then rendered in this process.
     """
 
-    def __init__(self, n: int, renderer: Renderer):
+    def __init__(self, n: int, renderer: Renderer, *, typeset: bool = False):
         self.n, self.renderer, self.pool = n, renderer, None
+        self.typeset = typeset  # the jobs make PDFs (Typst) too
 
     def __enter__(self) -> _Workers:
+        if self.n > 1 and self.typeset and not pdf.forked_children_can_typeset():
+            log.info("本进程已生成过 PDF（Typst 的线程无法带入子进程），改为在本进程中逐份生成。")
+            self.n = 1
         if self.n == 1:
             _init_worker(self.renderer)
             return self
-        self.pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.n,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_worker,
-            initargs=(self.renderer,),
-        )
-        self.pool.submit(int).result()  # fork every worker now (all at once under fork)
+        try:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.n,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_init_worker,
+                initargs=(self.renderer,),
+            )
+            self.pool.submit(int).result()  # fork every worker now (all at once under fork)
+        except (OSError, ImportError, NotImplementedError) as exc:  # no sem_open, no /dev/shm …
+            log.info("无法启动报告工作进程（%s），改为在本进程中逐份生成。", exc)
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+            _init_worker(self.renderer)
         return self
+
+    @property
+    def size(self) -> int:
+        return self.n if self.pool is not None else 1
 
     def run(self, fn, calls: list[tuple], advance) -> None:
         if self.pool is None:
@@ -534,35 +540,27 @@ def write_reports(
     root: Path,
     *,
     step=None,
-) -> None:
-    """Render every report into ``root``: ``<rel>.html`` and, with ``build_pdf``, ``<rel>.pdf``.
+) -> int:
+    """Render every report into ``root``: ``<rel>.html`` and, with ``build_pdf``, ``<rel>.pdf``;
+    return the number of processes that rendered them.
 
     Each report (view model, charts, template, PDF) is one job, spread over :func:`n_workers`
     processes; a report's bytes depend only on its inputs, never on the process or the order.
-    Without HarfBuzz subsetting (no ``libharfbuzz-subset0``) the HTML is written first, the font is
-    cut once to the characters of every report, then the PDFs are made from it.
     ``step(description, total)`` is the progress context (``RunContext.step``).
     """
     params = renderer.params
     step = step or (lambda _d, _n: contextlib.nullcontext(lambda _n=1: None))
     font = fonts.font_file(params.font_file) if params.build_pdf else None
-    fast = font is not None and fonts.fast_subsetting_available()
     label = "生成报告（HTML 与 PDF）" if params.build_pdf else "生成 HTML 报告"
     jobs = sorted(docs, key=lambda d: d.county is None)  # counties (the larger PDFs) first
     with (
         tempfile.TemporaryDirectory(prefix="eqm-font-") as tmp,
-        _Workers(n_workers(params, len(docs)), renderer) as workers,
+        _Workers(n_workers(params, len(docs)), renderer, typeset=font is not None) as workers,
+        step(label, len(jobs)) as advance,
     ):
-        with step(label, len(jobs)) as advance:
-            first = str(font) if fast else None
-            workers.run(_render_job, [(d, str(root), first) for d in jobs], advance)
-        if font is None or fast:
-            return
-        log.info("未安装 libharfbuzz-subset0：先将字体裁剪为报告用到的字符，以加快 PDF 生成。")
-        texts = [(root / d.rel).read_text(encoding="utf-8") for d in jobs]
-        small = fonts.subset_for(font, texts, Path(tmp) / "report-font.otf")
-        with step("生成 PDF 报告", len(jobs)) as advance:
-            workers.run(_pdf_job, [(d.rel, str(root), str(small)) for d in jobs], advance)
+        folder = str(pdf.font_folder(font, Path(tmp))) if font is not None else None
+        workers.run(_render_job, [(d, str(root), folder) for d in jobs], advance)
+        return workers.size
 
 
 # ------------------------------------------------------------------------------------------------
@@ -663,7 +661,7 @@ def run(ctx: RunContext) -> None:
     renderer = Renderer(inp, ctx.monitoring, params)
     with outputs() as out:
         root = out.directory(p.reports)
-        write_reports(docs, renderer, root, step=ctx.step)
+        n_procs = write_reports(docs, renderer, root, step=ctx.step)
         for y in years:
             (root / str(y)).mkdir(parents=True, exist_ok=True)
             if validation_pages[y].is_file():
@@ -673,5 +671,5 @@ def run(ctx: RunContext) -> None:
     log.info(
         "报告：%d 个年份、%d 份 HTML%s，%d 个进程，用时 %.1f 秒 → %s",
         len(years), len(docs), " 及同名 PDF" if params.build_pdf else "",
-        n_workers(params, len(docs)), time.perf_counter() - t0, p.reports,
+        n_procs, time.perf_counter() - t0, p.reports,
     )  # fmt: skip

@@ -6,9 +6,9 @@ installed ``mplfonts`` package (SIL Open Font License) and
 * registered with matplotlib through ``font_manager.fontManager.addfont`` (``mplfonts init`` is
   never run: it rewrites matplotlib's own files; mplfonts' SimHei is not freely licensed and never
   used);
-* embedded in every PDF through an ``@font-face`` rule that points at the local file. That rule lives
-  only in the stylesheet handed to WeasyPrint, never in the HTML, so the HTML stays free of paths
-  and URLs and a browser uses its own Chinese fonts.
+* the only font Typst may use for the PDFs (:mod:`pipeline.report.pdf`), which embed the subset of
+  it they use. The HTML names the family only, so it stays free of paths and URLs and a browser
+  uses its own Chinese fonts.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from pipeline.errors import EqmError
 
 log = logging.getLogger(__name__)
 
-FAMILY = "Noto Sans CJK SC"  # the family name inside the font file (what matplotlib registers)
-PDF_FAMILY = "EqmNotoSansCJK"  # the @font-face alias the PDF stylesheet uses
+FAMILY = "Noto Sans CJK SC"  # the family name inside the font file (matplotlib, Typst templates)
 
 
 def font_file(name: str) -> Path:
@@ -55,47 +54,3 @@ def use_in_matplotlib(name: str) -> str:
     family = font_manager.FontProperties(fname=str(path)).get_name()
     log.debug("matplotlib 字体：%s（%s）", family, path)
     return family
-
-
-def pdf_font_css(path: Path) -> str:
-    """``@font-face`` rule for WeasyPrint pointing at a local font file (PDF stylesheet only)."""
-    uri = Path(path).resolve().as_uri()
-    return f'@font-face {{ font-family: "{PDF_FAMILY}"; src: url("{uri}"); }}\n'
-
-
-def fast_subsetting_available() -> bool:
-    """Whether WeasyPrint can subset fonts with HarfBuzz (Debian's ``libharfbuzz-subset0``).
-
-    Mirrors WeasyPrint 70's own test in ``weasyprint.pdf.fonts``. Without it WeasyPrint falls back
-    to fontTools, which re-reads the 16 MB CJK font for every PDF (≈10 s each).
-    """
-    try:
-        from weasyprint.text.ffi import harfbuzz, harfbuzz_subset
-    except ImportError:  # pragma: no cover - depends on the system libraries
-        return False
-    return bool(harfbuzz_subset) and bool(harfbuzz.hb_version_atleast(4, 1, 0))
-
-
-def subset_for(src: Path, texts: list[str], dest: Path) -> Path:
-    """Write to ``dest`` a copy of the font ``src`` holding only the characters of ``texts``.
-
-    Used once per run when HarfBuzz subsetting is unavailable: every PDF then embeds from this small
-    font (a few hundred kB), so fontTools' per-PDF subsetting becomes cheap. Printable ASCII and the
-    page-footer characters are always kept.
-    """
-    from fontTools import subset
-
-    chars = (
-        set().union(*(set(t) for t in texts)) | {chr(c) for c in range(32, 127)} | set("第页共／—…")
-    )
-    opts = subset.Options()
-    opts.layout_features = ["*"]
-    opts.name_IDs = ["*"]
-    opts.notdef_outline = True
-    opts.hinting = False
-    font = subset.load_font(str(src), opts, lazy=True)
-    sub = subset.Subsetter(opts)
-    sub.populate(unicodes=sorted(ord(c) for c in chars))
-    sub.subset(font)
-    subset.save_font(font, str(dest), opts)
-    return dest

@@ -34,8 +34,7 @@ what to do) — for ``.xlsx`` a copy opened with openpyxl and saved, values unto
 files an ``.xlsx`` of the file's cells as text, same rows and columns; for ``.sav``/``.parquet``
 an ``.xlsx`` of the values read (header in row 1) — and an HTML summary in Chinese. Row and column
 come from ingest: ``source_row`` (the sheet row / CSV line) and the header's position. No PDF: the
-summary is read on screen and WeasyPrint's import and CJK font subsetting would cost the check
-seconds per file. The summary never shows a name, ID number or student id: name and ID number
+summary is read on screen, beside the returned workbook. The summary never shows a name, ID number or student id: name and ID number
 columns are dropped unread by ingest, ingest's messages never echo a student id, and validate's
 messages on the student id column name the row instead of the value. Student ids are
 pseudonymised with a random salt of this process, so no project salt file is read or created.
