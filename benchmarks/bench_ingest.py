@@ -101,6 +101,10 @@ def synthetic_round(n_students: int, seed: int = 1) -> Path:
             "在校生数": rng.integers(30, 3000, n_sch), "小学在校生数": rng.integers(100, 900, n_sch),
             "初中在校生数": rng.integers(100, 900, n_sch), "高于规定学历教师数": rng.integers(1, 200, n_sch),
             "教学仪器设备值（万元）": rng.uniform(1, 900, n_sch).round(2),
+            "县级以上骨干教师数": rng.integers(0, 40, n_sch), "体育、艺术专任教师数": rng.integers(0, 30, n_sch),
+            "教学及辅助用房面积(平方米)": rng.uniform(500, 20000, n_sch).round(1),
+            "体育运动场馆面积（㎡）": rng.uniform(500, 30000, n_sch).round(1),
+            "网络多媒体教室数(间)": rng.integers(0, 80, n_sch),
         }
     )  # fmt: skip
     with pd.ExcelWriter(raw / "schools" / "schools_2020.xlsx", engine="xlsxwriter") as xw:
