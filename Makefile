@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	$(BIN)/python -m compileall -q pipeline
+	$(BIN)/python -m compileall -q pipeline $$($(BIN)/python -c 'import glob, sysconfig; print(" ".join(glob.glob(sysconfig.get_paths()["purelib"] + "/__editable__*.py")))')
 	touch $(STAMP)
 
 demo: install
