@@ -747,6 +747,27 @@ def test_previous_census_problems():
     assert "已达到优质均衡标准" in s.loc["R2", "title"]  # a close-out never reads as a violation
 
 
+def test_previous_census_problem_without_a_verdict_now_is_not_closed():
+    """Issue 15: a 差异系数 or a school with no verdict this round (数据不全，无法判定: passes
+    missing) judges nothing — the earlier problem is carried as not re-measured, never proposed
+    for close-out on incomplete data."""
+    out = problems(
+        rb_rows=[rb(cv=0.40, passes=pd.NA)],
+        sc_rows=[school(n_met=6, passes=pd.NA)],
+        prev_rows=[
+            prev(problem_id="R1", rule_id="RES", grade=None, subject="", indicator="L1",
+                 group_var="stage", group_value="primary", value=0.55, se=None),
+            prev(problem_id="S1", rule_id="SCHOOL", grade=None, subject="",
+                 indicator="school_compliance", group_var="school", group_value="primary/S01",
+                 value=5.0, se=None),
+        ],
+    )  # fmt: skip
+    s = out.set_index("previous_problem_id")
+    assert s.loc["R1", "previous_status"] == "not re-measured"
+    assert s.loc["S1", "previous_status"] == "not re-measured"
+    assert (out["status"] != schemas.STATUS_CLOSABLE).all()
+
+
 def test_achievement_measures_merge_into_one_problem():
     rows = [ind(estimate=450.0), ind(indicator="pct_medium_or_above", estimate=70.0, se=3.0),
             ind(indicator="achievement_level", estimate=2.0, se=np.nan)]  # fmt: skip

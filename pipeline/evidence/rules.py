@@ -447,8 +447,8 @@ def rule_resource(rb: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.Dat
 
     The verdict and the threshold are the indicators stage's (``resource_balance.passes`` and
     ``.threshold``, from ``indicators.cv_thresholds``): one source for the regulation's numbers.
-    Fires on ``passes == False``; a missing 差异系数 (which fails there) gets the
-    ``title_missing`` title."""
+    Fires on ``passes == False`` only: a 差异系数 with no verdict there (not computable, or over
+    too few of the schools in scope: 数据不全，无法判定) is never a problem."""
     _require(rb, schemas.RESOURCE_BALANCE.names, "资源配置均衡表 resource_balance.parquet ")
     d = rb.assign(
         grade=pd.NA, subject="", group_var="stage", group_value=rb["stage"].astype(str),
@@ -465,7 +465,10 @@ def rule_resource(rb: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.Dat
     return out.assign(
         benchmark=thr, bench_label="差异系数标准", bench_scope="standard", gap=excess, z=np.nan,
         p_value=np.nan, p_better=np.nan, df=np.nan, reversed=False,
-        by_threshold=True, fires_threshold=_passes_false(d["passes"]), extra_ok=True,
+        # judged only where the indicators stage gave a verdict: an earlier RES problem whose
+        # 差异系数 has none this round is "not re-measured", never proposed for close-out
+        by_threshold=d["passes"].notna().to_numpy(dtype=bool),
+        fires_threshold=_passes_false(d["passes"]), extra_ok=True,
         severity=np.where(excess >= p.severity.res_cv_excess_high, "高", "中"),
         bench_rows=[[] for _ in range(len(d))], note="学校办学条件统计（全县普查数据，无抽样误差）",
         threshold=thr, school_name="", own_se=np.nan, margin=np.nan,
@@ -523,7 +526,8 @@ def rule_school(sc: pd.DataFrame, p: EvidenceParams, city_code: str) -> pd.DataF
     note = "学校办学条件统计（普查数据，按学校编号排列，不排名）"
     return out.assign(
         benchmark=np.nan, bench_label="", bench_scope="standard", gap=np.nan, z=np.nan,
-        p_value=np.nan, p_better=np.nan, df=np.nan, reversed=False, by_threshold=True,
+        p_value=np.nan, p_better=np.nan, df=np.nan, reversed=False,
+        by_threshold=d["passes"].notna().to_numpy(dtype=bool),  # 无法判定: judges nothing
         fires_threshold=fails, extra_ok=True, severity="",
         bench_rows=[[] for _ in range(len(d))],
         note=np.where(incomplete, note + "；有资源配置指标无数据", note),
