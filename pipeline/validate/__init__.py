@@ -186,6 +186,18 @@ def _row_failures(
         ],
         ignore_index=True,
     )
+    fails, dup_findings = duplicates_and_cascade(frames, fails, iq, params)
+    return fails, [*level_findings, *school_findings, *dup_findings]
+
+
+def duplicates_and_cascade(
+    frames: Mapping[str, pd.DataFrame],
+    fails: pd.DataFrame,
+    iq: pd.DataFrame,
+    params: ValidateParams,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Passes 2 and 3 of :func:`_row_failures` on the row-rule failures ``fails``: duplicates
+    among the rows that passed, then the cascade; returns all failures and the duplicate findings."""
     dup_fails, dup_findings = duplicate_failures(frames, fails, params)
     fails = pd.concat([fails, dup_fails], ignore_index=True)
     st_fail = fails.loc[fails["table"] == "students", "pos"].to_numpy()
@@ -196,8 +208,7 @@ def _row_failures(
         & fails["rule"].eq("student_unknown")
         & fails["pos"].isin(cascade["pos"])
     )
-    fails = pd.concat([fails[~unknown_too], cascade], ignore_index=True)
-    return fails, [*level_findings, *school_findings, *dup_findings]
+    return pd.concat([fails[~unknown_too], cascade], ignore_index=True), dup_findings
 
 
 def validate_tables(

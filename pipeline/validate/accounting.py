@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.validate.params import ROW_RULES, TABLES, TRACE
+from pipeline.validate.rules import _loads
 
 
 @dataclass(frozen=True)
@@ -262,14 +262,6 @@ def row_ledger(
         county=clean, year=led["year"].astype("Int64"), lost=led["lost"].astype(bool),
         n=led["n"].astype("int64"),
     )  # fmt: skip
-
-
-def _loads(s: str) -> dict:
-    try:
-        v = json.loads(s)
-    except (TypeError, ValueError):
-        return {}
-    return v if isinstance(v, dict) else {}
 
 
 def _counts(s: pd.Series) -> dict:

@@ -24,11 +24,10 @@ from pipeline.ingest.headers import Lookups, header_target
 from pipeline.ingest.normalise import normalise_file
 from pipeline.ingest.readers import RawFile
 from pipeline.ingest.sources import IngestParams
-from pipeline.validate import _prepare, _row_failures
+from pipeline.validate import _prepare, _row_failures, duplicates_and_cascade
 from pipeline.validate.accounting import _conform_quarantine, _quarantine_rows
-from pipeline.validate.consistency import duplicate_failures
 from pipeline.validate.params import DUPLICATE_RULES, TABLES, ValidateParams
-from pipeline.validate.rules import _cascade, _student_lookup
+from pipeline.validate.rules import _student_lookup
 from pipeline.validate.tables import _table_findings
 
 HIDDEN_ID = "学生编号见原文件本行"  # shown instead of a student id value
@@ -282,16 +281,7 @@ def validate_file(
     fails, row_findings = _row_failures(frames, iq, lookup, params, mon)
     later = {*DUPLICATE_RULES.values(), "duplicate_identical", "student_quarantined"}
     first = fails[~fails["rule"].isin(later | skipped)]
-    dups, dup_findings = duplicate_failures(frames, first, params)
-    both = pd.concat([first, dups], ignore_index=True)
-    st_fail = both.loc[both["table"] == "students", "pos"].to_numpy()
-    cascade = _cascade(frames["scores"], frames["students"], st_fail, iq)
-    unknown_too = (
-        both["table"].eq("scores")
-        & both["rule"].eq("student_unknown")
-        & both["pos"].isin(cascade["pos"])
-    )
-    fails = pd.concat([both[~unknown_too], cascade], ignore_index=True)
+    fails, dup_findings = duplicates_and_cascade(frames, first, iq, params)
     fails = fails[~fails["rule"].isin(skipped)].reset_index(drop=True)
     validated = {}
     for t, df in frames.items():
