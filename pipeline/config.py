@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.yaml"
 SECTIONS = ("monitoring", "demo", "ingest", "validate", "indicators", "evidence", "report")
-RAW_TABLES = ("students", "scores", "schools", "county_reports", "previous_problems")
+RAW_TABLES = (
+    "students", "scores", "schools", "county_reports", "previous_problems", "teachers", "principals",
+)  # fmt: skip
 # data/raw/ marker of `eqm init`: its scaffold files (sha256), which `eqm demo-data` may replace
 INIT_MARKER = ".eqm-init.json"
 
@@ -129,6 +131,11 @@ class Paths:
         return self.processed / "school_compliance.parquet"
 
     @property
+    def factors(self) -> Path:
+        """相关因素 estimates (schemas.FACTORS): read by the evidence (cause hints) and report stages."""
+        return self.processed / "factors.parquet"
+
+    @property
     def indicators_summary(self) -> Path:
         """Headline counts of the indicators stage (a DVC metric)."""
         return self.processed / "indicators_summary.json"
@@ -187,6 +194,7 @@ class Paths:
                 self.indicators,
                 self.resource_balance,
                 self.school_compliance,
+                self.factors,
                 self.indicators_summary,
             ),
             "evidence": (self.problems, self.comparisons, self.evidence_dir),

@@ -35,7 +35,8 @@ EXPECTED_OUTS = {
         _rel(P.validation_pages), _rel(P.validation_summary),
     },
     "indicators": {
-        _rel(P.indicators), _rel(P.resource_balance), _rel(P.school_compliance), _rel(P.indicators_summary),
+        _rel(P.indicators), _rel(P.resource_balance), _rel(P.school_compliance), _rel(P.factors),
+        _rel(P.indicators_summary),
     },
     "evidence": {_rel(P.problems), _rel(P.comparisons), _rel(P.evidence_dir)},
     "report": {_rel(P.reports)},

@@ -403,17 +403,6 @@ def test_burden_prefers_national_figure():
     assert list(f["grade"]) == [8] and f["benchmark"].iloc[0] == 20.0
 
 
-def test_sleep_problem_gets_homework_cause_hint():
-    out = problems([
-        ind(indicator="pct_homework_over_limit", subject="", estimate=40.0, se=2.0),
-        ind(indicator="pct_sleep_sufficient", subject="", estimate=50.0, se=2.0),
-        ind(indicator="pct_sleep_sufficient", subject="", grade=4, estimate=50.0, se=2.0),
-    ])  # fmt: skip
-    s = fired(out, "SLEEP").set_index("grade")
-    assert "书面作业超时" in json.loads(s.loc[8, "evidence"])["cause_hint"]
-    assert json.loads(s.loc[4, "evidence"])["cause_hint"] == ""  # grade 4 has no homework problem
-
-
 @pytest.mark.parametrize(
     ("stage", "cv", "fires"),
     [("primary", 0.5001, True), ("primary", 0.50, False), ("junior", 0.4501, True),

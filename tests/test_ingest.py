@@ -73,6 +73,16 @@ SAMPLE = {
     "domain": ("学业", "学业"), "title": ("数学成绩偏低", "数学成绩偏低"), "severity": ("高", "高"),
     "responsible_unit": ("教育局", "教育局"), "deadline": ("2023-06", "2023-06"),
     "status": ("整改中", "整改中"),
+    # related factors (issue 14): student questionnaire, teachers, principals
+    "tutoring": ("是", True), "tutoring_hours": ("2.5", 2.5), "exercise_minutes": ("45", 45.0),
+    "reading_minutes": ("30", 30.0), "teacher_id": ("T1", h("T1")),
+    "education": ("大学本科", "bachelor"), "major_match": ("否", False),
+    "years_teaching": ("12", 12.0), "training_hours": ("72", 72.0), "weekly_lessons": ("14", 14.0),
+    "curriculum_complete": ("是", True), "pe_art_staffed": ("否", False),
+    "after_school_days": ("5", 5.0),
+    # 4-point items, by answer format (spec: 非常同意 -> 4, 偶尔 -> 2)
+    **{c.name: {"agree": ("非常同意", 4.0), "often": ("偶尔", 2.0)}[c.answers]
+       for t in schemas.INPUT_TABLES.values() for c in t.columns if c.answers},
 }  # fmt: skip
 PII_SAMPLE = {"name": "张三丰", "id_number": "450107201001019999"}
 
@@ -96,9 +106,7 @@ def _frame(table: str, headers: dict[str, str] | None = None) -> pd.DataFrame:
         if c.name == "source_stage":
             continue
         name = (headers or {}).get(c.name, c.name)
-        cells[name] = [
-            PII_SAMPLE[c.name] if c.pii and c.name != "student_id" else SAMPLE[c.name][0]
-        ]
+        cells[name] = [PII_SAMPLE[c.name] if c.dropped else SAMPLE[c.name][0]]
     return pd.DataFrame(cells, dtype=object)
 
 

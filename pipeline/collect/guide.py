@@ -8,7 +8,9 @@ the plain-Chinese explanation and an example value per column are declared here,
 
 The header of every form is the column's Chinese label (``Column.label``), a name ingest
 recognises with no alias and no ``sources.yaml`` entry. Personal data stays off the forms: 姓名 and
-身份证号 are never asked for; the 学生编号 is (ingest replaces it by a salted hash at once).
+身份证号 are never asked for; the 学生编号 and 教师编号 are (ingest replaces them by a salted hash at
+once). Questionnaire items (``Column.answers``) are whole numbers 1–4 on the forms; their guidance
+is written from the item's scale (:func:`item_note`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ CODE_LISTS: dict[str, Mapping[str, object]] = {
     "stage": schemas.STAGE_CODES,
     "school_type": schemas.SCHOOL_TYPE_CODES,
     "scope": schemas.SCOPE_CODES,
+    "education": schemas.EDUCATION_CODES,
+}
+
+# Tables whose rows must name their county (区县代码 or 区县: 二选一); the questionnaires link through
+# their school, so the county is optional there (ingest's check_columns).
+COUNTY_REQUIRED = ("students", "schools", "county_reports")
+
+# What the folder guide and the workbook say about personal data, per table.
+PRIVACY_NOTES = {
+    "students": "不要放入姓名、身份证号（即使放入也会在读取时删除）；学生编号在导入时换成加盐哈希。",
+    "scores": "不要放入姓名、身份证号（即使放入也会在读取时删除）；学生编号在导入时换成加盐哈希。",
+    "teachers": "不要放入教师姓名、身份证号（即使放入也会在读取时删除）；教师编号在导入时换成加盐哈希。",
+    "principals": "不要放入校长姓名、身份证号（即使放入也会在读取时删除）。",
 }
 
 # Numeric columns that must be above their minimum, not equal to it (data contract: weight > 0).
@@ -54,7 +69,13 @@ TABLE_ROWS = {
     "十二年一贯制学校可只填一行，并填写各学段在校生数，导入时按学段拆分。",
     "county_reports": "国家监测区县报告中印出的汇总数值，每个数值一行（本县、全省、全国各一行）。",
     "previous_problems": "上一轮反馈的问题清单，每个问题一行（手工录入）。",
+    "teachers": "教师问卷：被抽样学校中监测年级的每名答卷教师每年填一行；按监测年份 + 学校编号与学生"
+    "关联（分学科统计时再按年级、学科关联）。",
+    "principals": "校长问卷：每所被抽样学校每年填一行（九年一贯制等一贯制学校只填一行）；按监测年份 + "
+    "学校编号与学生关联。",
 }
+# The questionnaire each table's items belong to (item guidance).
+QUESTIONNAIRE_NAMES = {"students": "学生问卷", "teachers": "教师问卷", "principals": "校长问卷"}
 
 # Column guidance: (meaning, example) by column name, with per-table overrides.
 _NOTES: dict[str, tuple[str, str]] = {
@@ -85,6 +106,23 @@ _NOTES: dict[str, tuple[str, str]] = {
         "《国家学生体质健康标准》总分，含加分最高 120（可不填）。",
         "82.5",
     ),
+    "tutoring": ("学生问卷：本学期是否参加学科类校外培训（可不填）。", "否"),
+    "tutoring_hours": ("学生问卷：每周参加学科类校外培训的时间，没有参加的填 0（可不填）。", "2"),
+    "exercise_minutes": ("学生问卷：每天校内外体育锻炼的时间（可不填）。", "60"),
+    "reading_minutes": ("学生问卷：每天课外阅读的时间（可不填）。", "30"),
+    "teacher_id": (
+        "教师工号或本地编号，同一年份内每名教师唯一。导入时即换成加盐哈希（与学生编号用同一个盐），"
+        "原始编号不会写入任何结果。该列为文本格式。",
+        "T450107012",
+    ),
+    "education": ("教师的最高学历。", "本科"),
+    "major_match": ("所学专业与任教学科是否一致。", "是"),
+    "years_teaching": ("教龄。", "12"),
+    "training_hours": ("近一年参加各级培训的学时（可不填）。", "80"),
+    "weekly_lessons": ("每周课时数。", "14"),
+    "curriculum_complete": ("国家课程是否开齐开足。", "是"),
+    "pe_art_staffed": ("音乐、体育、美术专任教师是否配齐。", "是"),
+    "after_school_days": ("每周开展课后服务的天数（0–7）。", "5"),
     "subject": ("学科名称。", "语文"),
     "scale_score": (
         "学科量尺分数（国家监测量尺，平均 500、标准差 100）。有似真值时可在右侧加 pv1、pv2…列。",
@@ -147,7 +185,27 @@ _TABLE_NOTES: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("previous_problems", "value"): ("清单中的数值。", "0.532"),
     ("previous_problems", "se"): ("该数值的标准误（没有则留空）。", ""),
+    **{
+        (t, c): (f"{what}（可不填：问卷按学校编号与学生关联；填写时须是该校所在的区县）。", ex)
+        for t in ("teachers", "principals")
+        for c, what, ex in (("county_code", "6 位行政区划代码", "450107"),
+                            ("county_name", "区县名称", "西乡塘区"))
+    },
+    ("teachers", "grade"): ("教师任教的监测年级。", "四年级"),
+    ("teachers", "subject"): ("教师任教的学科（任教多个学科的填主要学科）。", "数学"),
 }  # fmt: skip
+
+
+def item_note(table: str, col: schemas.Column) -> tuple[str, str]:
+    """(meaning, example) of a questionnaire item: its scale, item number and answer words."""
+    words = schemas.LIKERT_ANSWERS[col.answers or "agree"]
+    scale, k = col.label.rstrip("0123456789"), col.label[len(col.label.rstrip("0123456789")) :]
+    coded = "、".join(f"{i} {w}" for i, w in enumerate(words, start=1))
+    return (
+        f"{QUESTIONNAIRE_NAMES[table]}「{scale}」第 {k} 题的作答，按 1–4 填写（{coded}）；"
+        "未作答的留空（可不填）。",
+        "3",
+    )
 
 
 @dataclass(frozen=True)
@@ -199,9 +257,12 @@ def form_columns(
     tbl = schemas.INPUT_TABLES[table]
     out = []
     for c in tbl.columns:
-        if (c.pii and c.name != "student_id") or c.name in DERIVED.get(table, ()):
+        if c.dropped or c.name in DERIVED.get(table, ()):
             continue
-        meaning, example = _TABLE_NOTES.get((table, c.name)) or _NOTES[c.name]
+        if c.answers is not None:
+            meaning, example = item_note(table, c)
+        else:
+            meaning, example = _TABLE_NOTES.get((table, c.name)) or _NOTES[c.name]
         kw: dict = {}
         if c.name in CODE_LISTS:
             kw = {"kind": "code", "choices": choices_of(CODE_LISTS[c.name])}
@@ -212,7 +273,7 @@ def form_columns(
         elif c.name == "county_name" and county_names:
             kw = {"kind": "code", "choices": tuple(county_names.values())}
         elif c.dtype in ("int", "float"):
-            whole = c.dtype == "int" or c.unit in ("人", "间")
+            whole = c.dtype == "int" or c.unit in ("人", "间") or c.answers is not None
             low, high = c.min, c.max
             if c.name == "scale_score" and score_range is not None:
                 low, high = score_range
@@ -226,7 +287,7 @@ def form_columns(
 
 def required_note(table: str, col: FormColumn) -> str:
     """必填 / 选填 / 二选一, as the guide prints it."""
-    if col.column.name in ("county_code", "county_name") and table != "previous_problems":
+    if col.column.name in ("county_code", "county_name") and table in COUNTY_REQUIRED:
         return "二选一"
     if table == "scores" and col.column.name in ("scale_score", "level"):
         return "二选一"
@@ -274,10 +335,8 @@ def folder_readme(table: str) -> str:
         "- 列名：用下面示例中的中文列名，导入时直接识别；其他写法可在 `data/raw/sources.yaml` 的 "
         "`aliases:` 中说明。列的顺序不限，选填的列可以没有。",
     ]
-    if table in ("students", "scores"):
-        lines.append(
-            "- 隐私：不要放入姓名、身份证号（即使放入也会在读取时删除）；学生编号在导入时换成加盐哈希。"
-        )
+    if table in PRIVACY_NOTES:
+        lines.append(f"- 隐私：{PRIVACY_NOTES[table]}")
     lines += [
         "",
         "示例（第一行为表头）：",

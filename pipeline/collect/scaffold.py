@@ -191,7 +191,7 @@ def sources_example(year: int | None) -> str:
 # dataset:                      # 原样写入 ingest_manifest.json，报告据此标注数据来源
 #   label: {y}年南宁市义务教育质量监测（区县上报）
 #   synthetic: false
-# aliases:                      # 对所有文件生效：文件中的列名 -> 标准列名（见 pipeline/schemas.py）
+# aliases:                      # 对所有文件生效：文件中的列名 -> 标准列名（见 pipeline/schemas/inputs.py）
 #   抽样权重: weight
 # files:                        # 键为相对 data/raw 的路径
 #   students/西乡塘区{y}.csv:
@@ -234,7 +234,7 @@ def round_readme(year: int | None, counties: Sequence[CountyChoice] | None) -> s
 
 ## 隐私
 
-姓名、身份证号不要放入（即使放入也会在读取时删除）。学生编号在导入时换成加盐哈希，盐保存在本目录
+姓名、身份证号不要放入（即使放入也会在读取时删除）。学生编号和教师编号在导入时换成加盐哈希，盐保存在本目录
 的 `.eqm_salt`（或环境变量 `EQM_SALT`），不进 git；同一地区各轮请使用同一个盐。
 
 ## 用 DVC 保存原始数据

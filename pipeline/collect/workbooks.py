@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pipeline.schemas as schemas
-from pipeline.collect.guide import TABLE_ROWS, FormColumn, allowed_text, form_columns, required_note
+from pipeline.collect.guide import (
+    PRIVACY_NOTES,
+    TABLE_ROWS,
+    FormColumn,
+    allowed_text,
+    form_columns,
+    required_note,
+)
 from pipeline.config import RAW_TABLES, MonitoringParams, RunContext
 from pipeline.errors import EqmError
 from pipeline.io import outputs
@@ -166,10 +173,8 @@ def _guide_sheet(ws, table: str, cols: list[FormColumn]) -> None:
         f"填好后保持 .xlsx 格式交回，放入项目目录的 data/raw/{table}/ 文件夹，文件名不限；一个文件"
         "可含多个区县和年份。",
     ]
-    if table in ("students", "scores"):
-        notes.append(
-            "不要填写姓名、身份证号。学生编号在导入时即换成加盐哈希，不会出现在任何结果中。"
-        )
+    if table in PRIVACY_NOTES:
+        notes.append(PRIVACY_NOTES[table])
     ws["A1"] = f"{tbl.label}（{table}）填写说明"
     ws["A1"].font = Font(bold=True, size=14)
     row = 2

@@ -80,6 +80,7 @@ import pandas as pd
 import pipeline.schemas as schemas
 from pipeline.config import RunContext
 from pipeline.errors import EqmError
+from pipeline.evidence.causes import cause_hints
 from pipeline.evidence.identity import problem_ids
 from pipeline.evidence.inference import bh_qvalues, design_df, z_test
 from pipeline.evidence.ledger import ledger_books, read_entries
@@ -124,6 +125,7 @@ def build_problems(
     params: EvidenceParams,
     county_names: Mapping[str, str],
     city_code: str,
+    factors: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The 问题清单 of every round in the inputs (pure: no file access, inputs untouched).
 
@@ -131,17 +133,18 @@ def build_problems(
     one row per previous problem that now meets its standard (建议销号, no severity) and one per
     previous problem with no data this round (本轮未复测). Columns exactly
     :data:`pipeline.schemas.PROBLEMS`, sorted by year, county, problems before close-outs, rule
-    order and id.
+    order and id. ``factors`` (the indicators stage's ``factors.parquet``) gives the cause hints
+    of ACH and ICC problems (:mod:`.causes`); without it no problem has a hint.
     """
     return _problems_and_comparisons(
         indicators, resource_balance, school_compliance, county_reports, previous_problems,
-        params, county_names, city_code,
+        params, county_names, city_code, factors,
     )[0]  # fmt: skip
 
 
 def _problems_and_comparisons(
     indicators, resource_balance, school_compliance, county_reports, previous_problems,
-    params: EvidenceParams, county_names, city_code,
+    params: EvidenceParams, county_names, city_code, factors=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     c = candidates(
         indicators, resource_balance, school_compliance, county_reports, params, city_code
@@ -167,11 +170,13 @@ def _problems_and_comparisons(
     rows = link_rounds(objects, measures, hand, history, params, rounds)
     if rows.empty:
         return _empty(), comparisons(c, params.alpha)
-    out = _finish(rows, params)
+    out = _finish(rows, params, factors)
     return out, comparisons(c, params.alpha)
 
 
-def _finish(rows: pd.DataFrame, params: EvidenceParams) -> pd.DataFrame:
+def _finish(
+    rows: pd.DataFrame, params: EvidenceParams, factors: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Units, domain, cause hints, evidence JSON, column order and sort."""
     rows = rows.copy()
     units = [
@@ -191,7 +196,7 @@ def _finish(rows: pd.DataFrame, params: EvidenceParams) -> pd.DataFrame:
     if "_domain" in rows:
         own = rows["domain"].eq("") & rows["_domain"].fillna("").ne("")
         rows.loc[own, "domain"] = rows.loc[own, "_domain"]
-    rows["cause_hint"] = _cause_hints(rows, params)
+    rows["cause_hint"] = cause_hints(rows, factors, params.alpha)
     rows["evidence"] = [_evidence(r) for r in rows.to_dict("records")]
     rows["deadline"] = params.deadline_placeholder
     rows["target"] = rows["target"].fillna("").astype(str)
@@ -230,34 +235,6 @@ def _school_units(measures, params: EvidenceParams) -> tuple[str, str]:
         if u and u != leads[0] and u not in seen:
             seen.append(u)
     return leads[0], "、".join(seen)
-
-
-def _cause_hints(rows: pd.DataFrame, params: EvidenceParams) -> list[str]:
-    """One sentence naming a linked problem (``cause_links``) of the same county, year and stage
-    (grade 4 is primary, grade 8 junior). Close-outs neither give nor get a hint."""
-    open_ = rows["status"] != schemas.STATUS_CLOSABLE
-    stage = rows["grade"].map(lambda g: schemas.GRADE_STAGE.get(int(g)) if pd.notna(g) else None)
-    res = rows["rule_id"] == "RES"
-    stage = stage.where(~res, rows["group_value"])
-    by: dict[tuple, list[int]] = {}
-    for i in rows.index[open_]:
-        by.setdefault(
-            (rows.at[i, "year"], rows.at[i, "county_code"], rows.at[i, "rule_id"]), []
-        ).append(i)
-    out = []
-    for i in rows.index:
-        hint = ""
-        if open_[i]:
-            for other in params.cause_links.get(rows.at[i, "rule_id"], ()):
-                for j in by.get((rows.at[i, "year"], rows.at[i, "county_code"], other), []):
-                    s1, s2 = stage[i], stage[j]
-                    if s1 is None or s2 is None or s1 == s2:
-                        hint = f"可能相关：同一区县同一学段同时存在问题「{rows.at[j, 'title']}」。"
-                        break
-                if hint:
-                    break
-        out.append(hint)
-    return out
 
 
 def _evidence(r: Mapping) -> str:
@@ -402,8 +379,9 @@ def run(ctx: RunContext) -> None:
     )  # fmt: skip
     if cr.empty:
         cr = pd.DataFrame(columns=schemas.COUNTY_REPORTS.names)
+    factors = _read_optional(paths.factors, "相关因素表")
     problems, comps = _problems_and_comparisons(
-        indicators, rb, sc, cr, prev, params, dict(mon.counties), str(mon.city_code)
+        indicators, rb, sc, cr, prev, params, dict(mon.counties), str(mon.city_code), factors
     )
     filled = sorted(paths.raw_ledger.glob("*.xlsx")) if paths.raw_ledger.is_dir() else []
     filled = [f for f in filled if not f.name.startswith("~$")]  # Excel's lock files

@@ -75,7 +75,6 @@ class EvidenceParams:
     burden_limits: Mapping[str, Mapping[int, float]]  # indicator -> grade -> ceiling / floor (%)
     severity: Severity
     rules: Mapping[str, Rule]
-    cause_links: Mapping[str, tuple[str, ...]]  # rule -> rules whose firing hints at a cause
     # subject -> indicator -> linking error (indicator units) of a comparison across rounds on the
     # same scale; 0 where not given; never for scale-free statistics
     linking_error: Mapping[str, Mapping[str, float]]

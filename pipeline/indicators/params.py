@@ -41,6 +41,13 @@ class IndicatorsParams:
     school_min_met: int = 6
     school_min_ratio_unmet: float = 0.85
     cv_min_coverage: float = 0.9
+    factor_standards: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "exercise_minutes": 60.0, "reading_minutes": 30.0, "training_hours": 72.0,
+            "after_school_days": 5.0,
+        }
+    )  # fmt: skip
+    factor_index_min_items_share: float = 0.5
 
     def __post_init__(self) -> None:
         from pipeline.errors import EqmError
@@ -80,3 +87,11 @@ class IndicatorsParams:
             raise bad("school_min_ratio_unmet", "应在 0 到 1 之间")
         if not 0 < self.cv_min_coverage <= 1:
             raise bad("cv_min_coverage", "应在 0 到 1 之间")
+        if not 0 < self.factor_index_min_items_share <= 1:
+            raise bad("factor_index_min_items_share", "应在 0 到 1 之间")
+        from pipeline.catalogue import FACTORS
+
+        needed = sorted({f.threshold for f in FACTORS.values() if f.threshold})
+        missing = [k for k in needed if k not in self.factor_standards]
+        if missing:
+            raise bad("factor_standards", f"缺少 {', '.join(missing)}")

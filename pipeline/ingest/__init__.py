@@ -20,14 +20,16 @@ What it does, per file (``.csv``, ``.txt``/``.tsv``, ``.xlsx``, ``.sav``, ``.par
    column that looks like a known one is a WARNING; a schools file with some but not all of the 7
    resource columns is an error (:mod:`pipeline.ingest.normalise`).
 3. **Parse values** vectorised: numbers, years, code lists (性别, 城乡类型, 是/否, 学科, 水平, 年级,
-   学段, 学校类别, 范围), county names → codes (``monitoring.counties`` / ``county_aliases``).
+   学段, 学校类别, 范围, 最高学历), questionnaire items (1–4 or the answer words of
+   ``schemas.LIKERT_CODES``: 非常不同意 … 非常同意, 从不 … 经常), county names → codes
+   (``monitoring.counties`` / ``county_aliases``).
    A value that cannot be parsed sends its row to the quarantine (rule, column, Chinese message and
    the row's raw values with PII removed) — unless *every* row of the file fails for the same reason,
    which means a wrong file or column and is an :class:`EqmError`. Excel error values, formulas
    without a saved result, student ids Excel turned into numbers and county codes contradicting
    the county name are set aside too; a file without data rows is recorded and warned about.
-4. **Protect privacy**: names and ID numbers are dropped on read; student ids are replaced by a salted
-   SHA-256 (first 16 hex digits). The salt comes from the environment variable named by
+4. **Protect privacy**: names and ID numbers are dropped on read; student and teacher ids
+   (``Column.pseudonymised``) are replaced by a salted SHA-256 (first 16 hex digits). The salt comes from the environment variable named by
    ``ingest.salt_env`` or from the git-ignored ``Paths.salt_file`` created on first run. No message
    shows a raw id; ID-number-like digits in any value shown are masked.
 5. **Split 一贯制 schools** into their compulsory sections (``domain.md``): a section's share of a
@@ -163,12 +165,14 @@ INT64_COLUMNS = {
     "schools": {"year"},
     "county_reports": {"year", "grade"},
     "previous_problems": {"year"},
+    "teachers": {"year", "grade"},
+    "principals": {"year"},
 }
 
 
 def output_columns(table: str, pv_count: int = 0) -> list[str]:
     tbl = schemas.INPUT_TABLES[table]
-    cols = [c.name for c in tbl.columns if not c.pii or c.name == "student_id"]
+    cols = [c.name for c in tbl.columns if not c.dropped]
     if table == "scores":
         cols = [
             "year",

@@ -34,7 +34,7 @@ OTHER_STAGE_FOLDERS = frozenset({"ledger"})
 TOP_LEVEL_IGNORED = {"sources.yaml", "sources.yml", "demo_truth.json"}
 _NO_DATA_HINT = (
     "请把数据文件放到 data/raw/<表名>/ 下（students、scores、schools、county_reports、"
-    "previous_problems），或先运行 eqm demo-data 生成演示数据。"
+    "previous_problems、teachers、principals），或先运行 eqm demo-data 生成演示数据。"
 )
 LINK_OUTSIDE = "链接指向 data/raw 以外"
 LINK_BROKEN = "链接的目标不存在"

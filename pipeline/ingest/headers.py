@@ -173,7 +173,7 @@ def header_target(
     canonical = canonical or lookups.headers[table].get(h)
     if canonical is not None:
         col = tbl[canonical]
-        return Target("pii" if col.pii and canonical != "student_id" else "col", canonical)
+        return Target("pii" if col.dropped else "col", canonical)
     if h.endswith("(万元)") or h in _WAN_HEADERS:  # money in 万元: the 元 column, ×10,000
         base = h.removesuffix("(万元)")
         for cand in (base, base + "(元)"):
@@ -206,7 +206,7 @@ def _loose_target(tbl: schemas.Table, header: Any, loose: Mapping[str, str]) -> 
         if unit not in factors:
             return None
         scale = factors[unit]
-    return Target("pii" if col.pii and canonical != "student_id" else "col", canonical, scale=scale)
+    return Target("pii" if col.dropped else "col", canonical, scale=scale)
 
 
 def resembled_column(table: str, header: Any, lookups: Lookups) -> str | None:

@@ -7,8 +7,11 @@ reason (``rows_read = rows_kept + rows_quarantined``), and what cannot be a row 
 - an Excel error value (#N/A, #DIV/0! …) or a formula without a saved result in a column that is
   read sets that row aside (``ingest.error_value`` / ``ingest.formula_no_value``), or only that
   subject's score when it sits in a wide score column of a student row;
-- a student id that Excel has turned into a number (1.23E+17, 2020000101.5) or that breaks
-  ``ingest.student_id_pattern`` sets its row aside (``ingest.bad_student_id``), never becomes an id;
+- a student or teacher id that Excel has turned into a number (1.23E+17, 2020000101.5) or that
+  breaks ``ingest.student_id_pattern`` sets its row aside (``ingest.bad_student_id`` /
+  ``ingest.bad_teacher_id``), never becomes an id;
+- a questionnaire item (``Column.answers``) takes 1–4 or an answer word of ``LIKERT_CODES``;
+  anything else sets its row aside (``ingest.bad_answer``);
 - a county code and a county name on one row that name different counties set it aside
   (``ingest.county_mismatch``), instead of silently trusting the code;
 - a schools file that gives some of the 7 resource columns but not all is an error naming the
@@ -17,8 +20,8 @@ reason (``rows_read = rows_kept + rows_quarantined``), and what cannot be a row 
 - ignored columns are listed at INFO, or at WARNING with what they look like when one resembles a
   known column (``suspect_columns``).
 
-No message shows a student id, name or ID number: ids appear only pseudonymised, name and ID
-number columns are dropped unread, and ID-number-like digits in any shown value are masked.
+No message shows a student or teacher id, name or ID number: ids appear only pseudonymised, name
+and ID number columns are dropped unread, and ID-number-like digits in any shown value are masked.
 """
 
 from __future__ import annotations
@@ -315,8 +318,9 @@ def _log_bad_cells(source: str, bad: _BadCells, wide_heads: set[str]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _student_id_failures(text: pd.Series, pattern: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rows whose raw student id breaks ``pattern`` and a message each that never shows the id."""
+def _id_failures(text: pd.Series, pattern: str, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose raw id (``label``: 学生编号, 教师编号) breaks ``pattern`` and a message each that
+    never shows the id."""
     rx = re.compile(pattern)
 
     def why(u: str) -> str | None:
@@ -324,13 +328,13 @@ def _student_id_failures(text: pd.Series, pattern: str) -> tuple[np.ndarray, np.
             return None
         if _SCIENTIFIC.fullmatch(u):
             return (
-                "学生编号是科学计数法形式（如 1.23E+17）：Excel 把编号当成了数字，末尾几位已经丢失，"
-                "无法还原；请在原系统中把学生编号按文本导出"
+                f"{label}是科学计数法形式（如 1.23E+17）：Excel 把编号当成了数字，末尾几位已经丢失，"
+                f"无法还原；请在原系统中把{label}按文本导出"
             )
         if _DECIMAL.fullmatch(u):
-            return "学生编号带小数点：Excel 把编号当成了数字；请在原系统中把学生编号按文本导出"
+            return f"{label}带小数点：Excel 把编号当成了数字；请在原系统中把{label}按文本导出"
         return (
-            "学生编号不符合规定的格式（params.yaml 的 ingest.student_id_pattern，默认只含字母、数字、"
+            f"{label}不符合规定的格式（params.yaml 的 ingest.student_id_pattern，默认只含字母、数字、"
             "短横线和下划线）；请核对该单元格"
         )
 
@@ -374,6 +378,17 @@ def _parse_columns(
                 f"{c.label}{{}}无法识别，应为 {CODE_EXAMPLES['grade']}",
                 s,
             )
+        elif c.answers is not None:  # a questionnaire item: 1–4 or an answer word
+            val, bad = _to_code(s, CODE_MAPS["likert"])
+            val = val.astype("float64")
+            fails.add(
+                bad,
+                h,
+                "ingest.bad_answer",
+                f"{c.label}{{}}不是可识别的作答，应为 {CODE_EXAMPLES['likert']}；请按问卷的编码改正该"
+                "单元格（未作答的留空）",
+                s,
+            )
         elif c.dtype == "float":
             val, bad = _to_number(s, decimal_comma)
             val = val * scale
@@ -390,9 +405,9 @@ def _parse_columns(
             )
         else:
             val = as_text(s)
-            if c.name == "student_id":  # pseudonymised below: an ID number never leaves ingest
-                bad, msg = _student_id_failures(val, params.student_id_pattern)
-                fails.add_messages(bad, h, "ingest.bad_student_id", msg)
+            if c.pseudonymised:  # pseudonymised below: an ID number never leaves ingest
+                bad, msg = _id_failures(val, params.student_id_pattern, c.label)
+                fails.add_messages(bad, h, f"ingest.bad_{c.name}", msg)
             else:  # a kept text column (school id, name …) would carry an ID number out
                 fails.add(
                     _map_unique(val, is_id_number).fillna(False).to_numpy(dtype=bool),
@@ -448,7 +463,7 @@ def _fill_year_and_grade(
             "ingest.missing_value",
             "缺少监测年份",
         )
-    if table in ("students", "county_reports") and "grade" in out:
+    if table in ("students", "county_reports", "teachers") and "grade" in out:
         g = out["grade"]
         fails.add(
             g.isna().to_numpy() & ~fails.bad,
@@ -561,8 +576,9 @@ def _parse_values(
     if table == "schools":  # 学校类别 defaults to 普通 (regular) when absent or blank
         st = out.get("school_type", pd.Series(None, index=pd.RangeIndex(n), dtype=object))
         out["school_type"] = st.where(st.notna(), "regular")
-    if "student_id" in out:
-        out["student_id"] = pseudonymise(out["student_id"], salt)
+    for c in schemas.INPUT_TABLES[table].columns:
+        if c.pseudonymised and c.name in out:  # the same salt for every id: rounds link
+            out[c.name] = pseudonymise(out[c.name], salt)
     return out, wide_vals
 
 

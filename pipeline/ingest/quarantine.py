@@ -1,8 +1,9 @@
 """Quarantine records: per-row parse failures and the rows/cells set aside, PII removed.
 
 A cell value is shown (in a message or in ``raw_values``) only with ID-number-like digits masked
-and run-together lines elided (:func:`pipeline.ingest.values.shown_text`); student ids only as their pseudonym; name and ID
-number columns never (they are dropped before any record is built)."""
+and run-together lines elided (:func:`pipeline.ingest.values.shown_text`); student and teacher
+ids only as their pseudonym; name and ID number columns never (they are dropped before any record
+is built)."""
 
 from __future__ import annotations
 
@@ -66,18 +67,23 @@ def _shown(values: pd.Series) -> list:
     return shown_text(as_text(values)).tolist()
 
 
+def _pseudonymised(table: str, cols) -> list[str]:
+    """The read columns of ``table`` shown only as their pseudonym (student_id, teacher_id)."""
+    tbl = schemas.INPUT_TABLES[table]
+    return [c for c in cols if c in tbl.names and tbl[c].pseudonymised]
+
+
 def _quarantine_rows(raw, bad, fails, out, cols, wide, pvs) -> pd.DataFrame:
     if not bad.any():
         return empty_quarantine()
+    ids = _pseudonymised(raw.table, cols)
     shown = (
-        [h for c, (h, _) in cols.items() if c != "student_id"]
-        + list(wide.values())
-        + list(pvs.values())
+        [h for c, (h, _) in cols.items() if c not in ids] + list(wide.values()) + list(pvs.values())
     )
     sub = raw.data.reset_index(drop=True).loc[bad, [h for h in raw.data.columns if h in set(shown)]]
     texts = {h: _shown(sub[h]) for h in sub.columns}
-    if "student_id" in cols:
-        texts[cols["student_id"][0]] = [v for v in out["student_id"][bad].tolist()]
+    for c in ids:
+        texts[cols[c][0]] = out[c][bad].tolist()
     keys = sorted(texts)
     records = [
         json.dumps({k: texts[k][i] for k in keys}, ensure_ascii=False, sort_keys=True)
@@ -110,8 +116,8 @@ def _quarantine_cells(raw, mask, sf, out, cols, heads) -> pd.DataFrame:
     m = int(mask.sum())
     data = raw.data.reset_index(drop=True)
     texts = {h: _shown(data.loc[mask, h]) for h in heads}
-    if "student_id" in cols:
-        texts[cols["student_id"][0]] = out["student_id"][mask].tolist()
+    for c in _pseudonymised(raw.table, cols):
+        texts[cols[c][0]] = out[c][mask].tolist()
     keys = sorted(texts)
     records = [
         json.dumps({k: texts[k][i] for k in keys}, ensure_ascii=False, sort_keys=True)

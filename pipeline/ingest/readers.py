@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import pipeline.schemas as schemas
 from pipeline.errors import EqmError
 from pipeline.ingest.formulas import sheet_xml, unsaved_formula_cells
 from pipeline.ingest.headers import Lookups, header_target, locate_header
@@ -108,7 +109,7 @@ def _drop_duplicate_headers(
             pos = f"第 {j0 + 1} 列和第 {j + 1} 列"
         if differ.any():
             i = int(np.argmax(differ))
-            if target.column == "student_id":  # never echo a raw student id
+            if schemas.INPUT_TABLES[table][target.column].pii:  # never echo a raw id
                 example = "（该列含个人信息，不显示内容）"
             else:
                 pair = shown_text(pd.Series([a.iloc[i] or "", b.iloc[i]], dtype=object))

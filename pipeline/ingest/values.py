@@ -80,6 +80,9 @@ CODE_MAPS: dict[str, dict[str, Any]] = {
     "scope": _code_lookup(schemas.SCOPE_CODES),
     "grade": _code_lookup(schemas.GRADE_CODES),
     "bool": _code_lookup(schemas.BOOL_CODES),
+    "education": _code_lookup(schemas.EDUCATION_CODES),
+    # questionnaire items: the answer words and the numbers 1–4 (1.0 … 4.0 after _norm_code)
+    "likert": _code_lookup({**schemas.LIKERT_CODES, **{str(k): k for k in range(1, 5)}}),
 }
 CODE_EXAMPLES = {
     "gender": "男/女、1/2、M/F",
@@ -91,6 +94,10 @@ CODE_EXAMPLES = {
     "scope": "本县/全省/全国（或 county/province/nation）",
     "grade": "4/8、四年级/八年级",
     "bool": "是/否、1/0",
+    "education": "研究生/本科/专科/高中及以下（或 硕士、大学本科、大专、中专 等）",
+    "likert": "1–4 的整数，或作答文字（"
+    + "，或 ".join("/".join(words) for words in schemas.LIKERT_ANSWERS.values())
+    + "）",
 }
 
 

@@ -38,7 +38,9 @@ from pipeline.report.formats import (
 TABLE_LABELS = {
     t: tbl.label for t, tbl in {**schemas.INPUT_TABLES, **schemas.OUTPUT_TABLES}.items()
 }
-TABLE_ORDER = ("students", "scores", "schools", "county_reports", "previous_problems")
+TABLE_ORDER = (
+    "students", "scores", "schools", "county_reports", "previous_problems", "teachers", "principals",
+)  # fmt: skip
 COUNT_COLUMNS = ["table", "year", "county_code", "source_file", "n"]
 INTERNAL_MARK = "内部资料"
 

@@ -39,7 +39,9 @@ findings), :mod:`.accounting` (quarantine rows, ledger, summary), :mod:`.pages` 
   students, grade-4 students in a junior-only school or the reverse, subjects outside the year's
   national rotation, school weight sums that differ wildly in a county, county-report level
   percentages that do not add up to 100 ± tolerance, a school under two counties that cannot be
-  settled row by row, identical duplicates kept once.
+  settled row by row, identical duplicates kept once, teacher or principal questionnaires whose
+  school (year × school_id) is in neither the students nor the schools table
+  (``unlinked_questionnaire``: kept, they simply never link).
 
 * **Nothing leaves the count**: every row in (ingest's set-aside rows included, counties params.yaml
   does not know included, placed by their raw code or name) is counted per year × county and per
@@ -59,8 +61,10 @@ If any finding is an ``error``, the stage still writes the quarantine, findings,
 with an :class:`EqmError` pointing at the page. Otherwise it writes ``validated/<table>.parquet``.
 
 Missing inputs: ``students`` and ``schools`` must exist (ingest always writes them, possibly empty);
-``scores``, ``county_reports`` and ``previous_problems`` may be missing and are then treated as
-empty (a county that only receives aggregate reports has no student-level scores).
+``scores``, ``county_reports``, ``previous_problems``, ``teachers`` and ``principals`` may be
+missing and are then treated as empty (a county that only receives aggregate reports has no
+student-level scores; a round without questionnaires has no related factors). Every table's
+``validated/<table>.parquet`` is written, empty when it has no rows.
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ def _prepare(table: str, df: pd.DataFrame | None) -> pd.DataFrame:
     meta = schemas.INPUT_TABLES[table]
     if df is None:
         df = pd.DataFrame({c: pd.Series(dtype="object") for c in [*meta.names, *TRACE]})
-        df = df.drop(columns=[c.name for c in meta.columns if c.pii and c.name != "student_id"])
+        df = df.drop(columns=[c.name for c in meta.columns if c.dropped])
         df = df.astype({"year": "int64", "source_row": "int64", "source_file": "str"})
     missing = [c for c in ("year", *TRACE, *(c.name for c in meta.required)) if c not in df.columns]
     if missing:

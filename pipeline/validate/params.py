@@ -8,7 +8,10 @@ from typing import Literal
 
 from pipeline import schemas
 
-TABLES = ("students", "scores", "schools", "county_reports", "previous_problems")
+TABLES = (
+    "students", "scores", "schools", "county_reports", "previous_problems", "teachers", "principals",
+)  # fmt: skip
+QUESTIONNAIRES = ("teachers", "principals")  # linked to the students through (year, school_id)
 REQUIRED_INPUTS = ("students", "schools")
 TRACE = ("source_file", "source_row")
 PCT_LEVEL_INDICATORS = tuple(f"pct_level_{lv}" for lv in schemas.LEVELS)
@@ -63,6 +66,7 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "duplicate_identical": "warn",
     "school_county_conflict": "error",
     "cut_scores_mismatch": "error",
+    "unlinked_questionnaire": "warn",
 }
 
 # the quarantine rule of a duplicated key whose valid copies differ (all of them are set aside)
@@ -72,6 +76,8 @@ DUPLICATE_RULES = {
     "schools": "duplicate_school",
     "county_reports": "duplicate_report_row",
     "previous_problems": "duplicate_problem",
+    "teachers": "duplicate_teacher",
+    "principals": "duplicate_principal",
 }
 
 # ------------------------------------------------------------------------------------------------

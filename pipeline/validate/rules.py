@@ -79,6 +79,7 @@ def _row_specs(
         "stage": ("invalid_code", sorted(schemas.STAGE_LABELS)),
         "school_type": ("invalid_code", sorted(schemas.SCHOOL_TYPE_LABELS)),
         "scope": ("invalid_code", sorted(schemas.SCOPE_LABELS)),
+        "education": ("invalid_code", sorted(schemas.EDUCATION_LABELS)),
     }
     for col, (rule, values) in codes.items():
         if col in columns:
@@ -303,7 +304,7 @@ def _pandas_row_checks(
     score_ctx: tuple[pd.Series, pd.DataFrame] | None,
 ) -> list[pd.DataFrame]:
     out: list[pd.DataFrame] = []
-    for t in ("students", "schools"):
+    for t in ("students", "schools", "teachers", "principals"):
         df = frames[t]
         if len(df) and "school_id" in df:
             # blank or whitespace-only text counts as missing (NA itself is a GX not-null rule)

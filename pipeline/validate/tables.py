@@ -9,7 +9,12 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.config import MonitoringParams
-from pipeline.validate.params import DEFAULT_SEVERITY, PCT_LEVEL_INDICATORS, ValidateParams
+from pipeline.validate.params import (
+    DEFAULT_SEVERITY,
+    PCT_LEVEL_INDICATORS,
+    QUESTIONNAIRES,
+    ValidateParams,
+)
 from pipeline.validate.rules import _student_lookup
 
 # ------------------------------------------------------------------------------------------------
@@ -176,6 +181,47 @@ def _table_findings(
         out.append(_finding(
             "no_scores", "scores", None, None, None,
             "有学生数据但没有成绩数据，将无法计算学业成绩指标。", 0, params))  # fmt: skip
+    return out + unlinked_findings(passed, params)
+
+
+def _school_keys(df: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays(
+        [df["year"].astype("int64"), df["school_id"].astype("str").str.strip()]
+    )
+
+
+def unlinked_findings(passed: Mapping[str, pd.DataFrame], params: ValidateParams) -> list[dict]:
+    """``unlinked_questionnaire``: teacher and principal rows whose school (year × school_id) is
+    among neither the passed students nor the passed schools of the round.
+
+    They are kept (not set aside: the questionnaire may be right and the school's students missing);
+    they simply never link to a student. One finding per table × year, with the count of rows, the
+    schools and where the first rows are."""
+    linked = [
+        _school_keys(passed[t])
+        for t in ("students", "schools")
+        if t in passed and len(passed[t]) and "school_id" in passed[t]
+    ]
+    known = linked[0].append(linked[1:]).unique() if linked else pd.MultiIndex.from_arrays([[], []])
+    out: list[dict] = []
+    for t in QUESTIONNAIRES:
+        df = passed.get(t)
+        if df is None or df.empty:
+            continue
+        off = df.loc[~_school_keys(df).isin(known)]
+        for year, g in off.groupby("year", sort=True):
+            schools = sorted(set(g["school_id"].astype("str")))
+            g = g.sort_values(["source_file", "source_row"], kind="stable")
+            where = [
+                f"{f} 第 {r} 行" for f, r in zip(g["source_file"], g["source_row"], strict=True)
+            ]
+            label = schemas.INPUT_TABLES[t].label
+            out.append(_finding(
+                "unlinked_questionnaire", t, None, int(year), None,
+                f"{int(year)} 年「{label}」中有 {len(g)} 行的学校不在本轮的学生数据和学校办学条件数据中"
+                f"（学校编号：{_clip_list(schools, 5)}；如 {_clip_list(where, 3)}）。这些行已保留，但关联不到"
+                "任何学生，不进入相关因素的统计。请核对这些行的学校编号和监测年份是否与学生数据中的写法一致；"
+                "若这些学校本轮确未抽样，可不予理会。", len(g), params))  # fmt: skip
     return out
 
 

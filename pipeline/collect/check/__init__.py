@@ -15,9 +15,10 @@ For each file ``check`` says:
    core :func:`pipeline.validate._row_failures` (the GX suite, the pandas checks, weights, levels
    vs cut scores, school vs county, duplicates, the student → score cascade) and its table rules
    (:func:`pipeline.validate.tables._table_findings`). Rules that need another file of the round
-   are **skipped** (:data:`SCORES_ALONE`, :data:`STUDENTS_NEED_SCHOOLS`; e.g. a score whose
-   student is in the students file); the rows they would set aside are not held against the file, and the duplicate pass
-   and the cascade are re-run without them (:func:`validate_file`), so that a skipped rule never
+   are **skipped** (:data:`SCORES_ALONE`, :data:`STUDENTS_NEED_SCHOOLS`,
+   :data:`QUESTIONNAIRE_ALONE`; e.g. a score whose student is in the students file); the rows they
+   would set aside are not held against the file, and the duplicate pass and the cascade are
+   re-run without them (:func:`validate_file`), so that a skipped rule never
    hides a duplicate the round would find. Rules that compare rows with one another are checked
    among this file's rows (:data:`WITHIN_FILE`); findings about the whole round (rows lost per
    county, tables without data) are not made (:data:`ROUND_WIDE`). The summary lists all three.
@@ -63,6 +64,7 @@ from pipeline.collect.check.identify import (
 )
 from pipeline.collect.check.rules import (
     FIXES,
+    QUESTIONNAIRE_ALONE,
     ROUND_WIDE,
     SCORES_ALONE,
     STUDENTS_NEED_SCHOOLS,
@@ -85,6 +87,7 @@ __all__ = [
     "CHECKS_DIR",
     "FIXES",
     "PROBLEM_FILL",
+    "QUESTIONNAIRE_ALONE",
     "ROUND_WIDE",
     "SCORES_ALONE",
     "STUDENTS_NEED_SCHOOLS",

@@ -130,6 +130,6 @@ def choose_table(scores: Mapping[str, int], source: str) -> str:
             "无法从表头判断这是哪张表：前几行中没有任何一列能对应到已知的列名。",
             file=source,
             hint="请把文件放到项目目录的 data/raw/<表名>/ 文件夹中再检查（students、scores、schools、"
-            "county_reports、previous_problems），或核对表头是否用了模板中的列名。",
+            "county_reports、previous_problems、teachers、principals），或核对表头是否用了模板中的列名。",
         )
     return next(t for t in RAW_TABLES if scores[t] == best)

@@ -30,7 +30,13 @@ from pipeline.validate.params import DUPLICATE_RULES, TABLES, ValidateParams
 from pipeline.validate.rules import _student_lookup
 from pipeline.validate.tables import _table_findings
 
-HIDDEN_ID = "学生编号见原文件本行"  # shown instead of a student id value
+HIDDEN_ID = "{label}见原文件本行"  # shown instead of a (pseudonymised) student or teacher id
+ID_COLUMNS = {  # canonical name -> the text shown instead of its value
+    c.name: HIDDEN_ID.format(label=c.label)
+    for t in schemas.INPUT_TABLES.values()
+    for c in t.columns
+    if c.pseudonymised
+}
 
 # ------------------------------------------------------------------------------------------------
 # What one file can decide
@@ -47,6 +53,11 @@ STUDENTS_NEED_SCHOOLS: Mapping[str, str] = {
     "school_county_mismatch": "学生的区县要与学校办学条件文件中该校的区县核对",
     "school_county_conflict": "学生与学校的区县不一致时，以学校办学条件文件为准来判断",
     "grade_stage_mismatch": "年级与学校学段的核对需要学校办学条件文件中的学段",
+}
+# Teacher and principal questionnaires, whose schools are in the students and schools files:
+QUESTIONNAIRE_ALONE: Mapping[str, str] = {
+    "unlinked_questionnaire": "问卷的学校要在学生数据和学校办学条件文件中查找（同一年份、学校编号），"
+    "本文件中没有",
 }
 _OTHER_FILES = "只与本文件中的行比较；全轮运行时还会与其他文件中的行比较"
 # Rules that compare rows with other rows: checked among this file's rows only (rule -> tables
@@ -113,6 +124,8 @@ def rule_scope(present: set[str], mon: MonitoringParams) -> Scope:
         within["student_quarantined"] = (
             "按本文件中的学生行判断（全轮运行时，其他文件中同一学生的有效行也算）"
         )
+    if present & {"teachers", "principals"}:
+        skipped.update(QUESTIONNAIRE_ALONE)
     if "students" in present:
         skipped.update(STUDENTS_NEED_SCHOOLS)
         within.pop("school_county_conflict", None)
@@ -130,6 +143,8 @@ FIXES: Mapping[str, str] = {
     "ingest.error_value": "改正公式或引用，使单元格显示正常的数值，或直接填入数值。",
     "ingest.formula_no_value": "在 Excel 中打开文件，确认公式算出结果后保存再发送，或把公式改为数值。",
     "ingest.bad_student_id": "从原系统按文本重新导出学生编号（不要让 Excel 转成数字）；编号只含字母、数字、短横线和下划线。",
+    "ingest.bad_teacher_id": "按文本重新填写或导出教师编号（不要让 Excel 转成数字）；编号只含字母、数字、短横线和下划线。",
+    "ingest.bad_answer": "问卷题目只填 1–4 的整数或问卷上的作答文字（如 非常同意、经常）；未作答的留空。",
     "ingest.county_mismatch": "核对该行属于哪个区县，使区县代码与区县名称一致。",
     "ingest.id_number_in_field": "把身份证号从该单元格删去，填入该列应有的内容（如学校标识码）；身份证号不需要报送。",
     "missing_value": "补填该必填项。",
@@ -156,6 +171,8 @@ FIXES: Mapping[str, str] = {
     "duplicate_report_row": "同一指标同一组别只能有一行：对照报告原文删除重复或错误的一行。",
     "pct_out_of_range": "百分比应在 0–100 之间，请对照报告原文核对。",
     "duplicate_problem": "每个问题编号只能有一行：删除重复或错误的一行。",
+    "duplicate_teacher": "同一教师每个年份只能有一行：核对这些行，删除错误的一行或改正教师编号。",
+    "duplicate_principal": "每所学校每年只能有一份校长问卷：删除重复或错误的一行，或改正学校编号。",
     "duplicate_identical": "这一行与另一行完全相同（行号见说明）：删除重复的一行。",
     "weight_implausible": "核对学生权重的数值和单位（是否多写或少写了位数）。",
     "school_county_mismatch": "核对该行的区县代码或学校编号。",
@@ -309,8 +326,9 @@ def _validate_problems(
     out: list[Problem] = []
     if "detail" not in fails:
         fails = fails.assign(detail=None)
-    hidden = fails["column"].eq("student_id") & fails["detail"].isna()
-    fails = fails.assign(detail=fails["detail"].astype("object").mask(hidden, HIDDEN_ID))
+    hidden_text = fails["column"].map(ID_COLUMNS)
+    hidden = hidden_text.notna() & fails["detail"].isna()
+    fails = fails.assign(detail=fails["detail"].astype("object").mask(hidden, hidden_text))
     for (t, rule), tf in fails.groupby(["table", "rule"], sort=True):
         df = frames[t]
         county = pd.Series([pd.NA] * len(df), dtype="object")
