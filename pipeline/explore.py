@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 
 ROOT_ENV = "EQM_ROOT"
 RUN_FIRST = "请先运行 make demo 或 eqm run"
-VALIDATED_TABLES = ("students", "scores", "schools", "county_reports", "previous_problems")
-PROCESSED_TABLES = ("indicators", "resource_balance", "school_compliance")
+VALIDATED_TABLES = (
+    "students", "scores", "schools", "county_reports", "previous_problems", "teachers", "principals",
+)  # fmt: skip
+PROCESSED_TABLES = ("indicators", "resource_balance", "school_compliance", "factors")
 GROUP_KEYS = ("year", "county_code", "grade", "subject")
 MIN_STUDENTS = 10  # suppression rule of the data contract: fewer than 10 students ...
 MIN_SCHOOLS = 3  # ... or fewer than 3 schools are never shown

@@ -725,6 +725,8 @@ def write_project(
         pq.write_table(table_to_bytes_stable(t[name]), path)
     if t.get("comparisons") is not None:
         pq.write_table(table_to_bytes_stable(t["comparisons"]), p.comparisons)
+    if t.get("factors") is not None:  # 相关因素 (tests/test_report_factors.py builds them)
+        pq.write_table(table_to_bytes_stable(t["factors"]), p.factors)
     for name, df in (t.get("validated") or {}).items():
         pq.write_table(table_to_bytes_stable(df), p.validated(name))
     p.validation_summary.write_text(dump_json(t["summary"]), encoding="utf-8")

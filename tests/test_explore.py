@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from pipeline import explore
 from pipeline.config import Paths
 from pipeline.errors import EqmError
+from pipeline.indicators import IndicatorsParams
+from pipeline.indicators.factor_estimates import factor_estimates
 from pipeline.io import outputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -543,6 +545,10 @@ def _write_processed(root: Path, seed: int = 7) -> None:
     ).to_frame(index=False)
     balance = balance.assign(year=2022, county_value=5.0, cv=0.3, threshold=0.5, passes=True,
                              n_schools=12)  # fmt: skip
+    questionnaires = _questionnaires(rng, students, subjects)
+    students = questionnaires.pop("students")
+    factors = factor_estimates(students, scores, *questionnaires.values(), None,
+                               explore.monitoring(root), IndicatorsParams())  # fmt: skip
     _write(
         root,
         {
@@ -552,8 +558,32 @@ def _write_processed(root: Path, seed: int = 7) -> None:
             "indicators": indicators,
             "resource_balance": balance,
             "school_compliance": compliance,
+            "factors": factors,
+            **questionnaires,
         },
     )
+
+
+def _questionnaires(rng, students: pd.DataFrame, subjects: list[str]) -> dict[str, pd.DataFrame]:
+    """Student questionnaire items (1–4), two teachers per school and subject, one principal per
+    school (相关因素, pipeline/catalogue.py): what notebook 3.0 reads."""
+    n = len(students)
+    items = {f"{i}_{k}": rng.integers(1, 5, n).astype(float)
+             for i in ("interest", "confidence", "relation") for k in (1, 2, 3)}  # fmt: skip
+    students = students.assign(**items, exercise_minutes=rng.gamma(3, 20, n))
+    schools = students[["year", "county_code", "school_id", "grade"]].drop_duplicates()
+    teachers = schools.loc[schools.index.repeat(2 * len(subjects))].reset_index(drop=True)
+    m = len(teachers)
+    teachers = teachers.assign(
+        teacher_id=[f"t{i}" for i in range(m)], subject=subjects * (m // len(subjects)),
+        major_match=pd.array(rng.random(m) < 0.8, dtype="boolean"),
+        **{f"method_{k}": rng.integers(1, 5, m).astype(float) for k in (1, 2, 3)},
+    )  # fmt: skip
+    principals = schools.drop(columns="grade").assign(
+        **{f"facility_use_{k}": rng.integers(1, 5, len(schools)).astype(float) for k in (1, 2, 3)},
+        curriculum_complete=pd.array(rng.random(len(schools)) < 0.7, dtype="boolean"),
+    )  # fmt: skip
+    return {"students": students, "teachers": teachers, "principals": principals}
 
 
 @pytest.mark.slow

@@ -320,13 +320,13 @@ def _output_files(root: Path, stage: str) -> dict[str, bytes]:
     return found
 
 
-# Renames of one run, in order: indicators 4 files, then the stamp; validate 3 files, the pages
+# Renames of one run, in order: indicators 5 files, then the stamp; validate 3 files, the pages
 # swap (pages -> .pages.old, temporary -> pages), the validated-folder swap, then the stamp.
-RENAMES = {"indicators": 5, "validate": 8}
+RENAMES = {"indicators": 6, "validate": 8}
 # Kills after which the stage is rerun to the end (every one for indicators, which is cheap; for
 # validate the first rename, the middle of the pages swap, and the stamp). After every kill the
 # downstream stage is refused and recover() leaves nothing behind.
-RERUN = {"indicators": range(5), "validate": (0, 4, 6, 7)}
+RERUN = {"indicators": range(6), "validate": (0, 4, 6, 7)}
 
 
 @pytest.mark.slow

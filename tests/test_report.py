@@ -147,8 +147,8 @@ def test_pdf_has_page_numbers_and_a_true_table_of_contents(rendered):
     assert _squash(f"第 {n} 页 / 共 {n} 页") in _squash(pages[-1])
     toc = pages[0]
     for heading, entry in (
-        ("六、方法与数据说明", "方法与数据说明"),
-        ("五、问题清单与整改建议", "问题清单与整改建议"),
+        ("七、方法与数据说明", "方法与数据说明"),
+        ("六、问题清单与整改建议", "问题清单与整改建议"),
     ):
         # the first page after the cover (whose table of contents names every heading too)
         actual = next(i + 1 for i, p in enumerate(pages) if i and heading in _squash(p))
@@ -547,7 +547,7 @@ def test_no_better_label_anywhere_without_comparisons(tmp_path, caplog):
     out = Paths(tmp_path).report_year(YEAR)
     for name in (*COUNTIES, "summary"):
         text = _visible((out / f"{name}.html").read_text(encoding="utf-8"))
-        text = text.split("六、方法与数据说明")[0]  # the methods explain the words
+        text = text.split("七、方法与数据说明")[0]  # the methods explain the words
         assert "优于" not in text and "显著差于" not in text, name
         assert "部分达标" not in text
     county = _visible((out / "450107.html").read_text(encoding="utf-8"))
@@ -738,7 +738,7 @@ def test_quarantine_rules_are_shown_in_chinese_not_as_ids():
         }
     )
     text = str(data_quality(q, {}, 2022, "450107")["table"])
-    # the catalogue in pipeline/schemas.py, one label per id, joined with '；'
+    # the catalogue in pipeline/schemas/rules.py, one label per id, joined with '；'
     assert (
         "同一学生同一学科的成绩重复且内容不同（各副本均已隔离）；这名学生的学生数据行已被隔离，其成绩一并隔离"
         in text
@@ -1245,7 +1245,7 @@ def test_conclusions_name_what_improved_and_what_got_worse():
 @pytest.mark.parametrize("county", COUNTIES)
 def test_every_problem_suggestion_is_in_its_chapter_without_placeholders(rendered, county):
     text = rendered["pdf"][county]
-    chapter = text.split("五、问题清单与整改建议")[-1].split("六、方法与数据说明")[0]
+    chapter = text.split("六、问题清单与整改建议")[-1].split("七、方法与数据说明")[0]
     probs = rendered["tables"]["problems"]
     mine = probs[(probs["county_code"] == county) & (probs["year"] == YEAR)
                  & (probs["status"] != "建议销号")]  # fmt: skip

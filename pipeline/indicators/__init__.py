@@ -6,6 +6,9 @@ Reads ``data/processed/validated/{students,scores,schools,county_reports}.parque
   its key ``year, county_code, grade, subject, indicator, group_var, group_value, source``;
 * ``resource_balance.parquet`` and ``school_compliance.parquet`` (``schemas.RESOURCE_BALANCE``,
   ``schemas.SCHOOL_COMPLIANCE``);
+* ``factors.parquet`` — related factors (相关因素, ``schemas.FACTORS``) per county × grade (and
+  subject), from the student questionnaire and, when present, ``validated/teachers.parquet`` and
+  ``validated/principals.parquet`` (:mod:`pipeline.indicators.factor_estimates`);
 * ``indicators_summary.json`` — headline counts (a DVC metric).
 
 Conventions of ``indicators.parquet`` that the evidence and report stages rely on:
@@ -45,14 +48,16 @@ Conventions of ``indicators.parquet`` that the evidence and report stages rely o
 * ``source == 'official'`` rows carry a county report's printed ``school_difference_rate`` or
   ``achievement_level`` (scope county); they sit beside the computed row with the same key.
 
-Not yet called by this stage: :mod:`pipeline.indicators.factors` (issue 14, 相关因素), the JKn
-replicate regression of achievement on factors and the two-level (students in schools) variance
-decomposition, on the same design and plausible values.
+The related factors use the estimators of :mod:`pipeline.indicators.factors` (JKn replicate
+regression with and without SES, two-level variance decomposition) through the batched fits of
+:mod:`pipeline.indicators.factor_fits`, on the same design and plausible values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -61,7 +66,9 @@ from pipeline import schemas
 from pipeline.config import MonitoringParams, RunContext
 from pipeline.errors import EqmError
 from pipeline.generations import require_upstream, stamped
+from pipeline.indicators import scores as _scores
 from pipeline.indicators.balance import balance_estimates
+from pipeline.indicators.factor_estimates import factor_estimates
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.resources import resource_balance, school_compliance
 from pipeline.indicators.scores import (
@@ -92,7 +99,8 @@ def _require(frame: pd.DataFrame, cols: tuple[str, ...], table: str) -> None:
         )
 
 
-MAX_WEIGHT = schemas.STUDENTS["weight"].max  # 2e8: see the column's note in pipeline/schemas.py
+# 2e8: see the column's note in pipeline/schemas/inputs.py
+MAX_WEIGHT = schemas.STUDENTS["weight"].max
 
 
 def _require_positive_weights(students: pd.DataFrame) -> None:
@@ -321,14 +329,45 @@ def stage_params(ctx: RunContext) -> IndicatorsParams:
     return ctx.section(IndicatorsParams, "indicators", icc_threshold=ctx.monitoring.icc_threshold)
 
 
+def factor_summary(factors: pd.DataFrame) -> dict:
+    """Counts of ``factors.parquet`` for the stage summary."""
+    return {
+        "rows": len(factors),
+        "rows_suppressed": int(factors["suppressed"].sum()),
+        "factors_estimated": int(factors.loc[factors["factor"] != "", "factor"].nunique()),
+        "rows_by_kind": {k: int(v) for k, v in factors["kind"].value_counts().sort_index().items()},
+    }
+
+
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+@contextlib.contextmanager
+def _encoding_logged_once() -> Iterator[None]:
+    """The related factors encode the students and scores again: the warnings of
+    :mod:`pipeline.indicators.scores` about left-out rows were logged by :func:`compute` already."""
+    flt = _BelowWarning()
+    _scores.log.addFilter(flt)
+    try:
+        yield
+    finally:
+        _scores.log.removeFilter(flt)
+
+
+def _optional(path) -> pd.DataFrame | None:
+    return read_parquet(path) if path.is_file() else None
+
+
 @stamped("indicators")
 def run(ctx: RunContext) -> None:
-    """Read validated tables, compute, write the four outputs all-or-nothing."""
+    """Read validated tables, compute, write the five outputs all-or-nothing."""
     paths = ctx.paths
     monitoring = ctx.monitoring
     params = stage_params(ctx)
     require_upstream(ctx, "indicators")
-    with ctx.step("读取校验后的数据", 4) as advance:
+    with ctx.step("读取校验后的数据", 6) as advance:
         students = read_parquet(paths.validated("students"), "校验后的学生数据")
         advance(1)
         scores = read_parquet(paths.validated("scores"), "校验后的成绩数据")
@@ -337,6 +376,10 @@ def run(ctx: RunContext) -> None:
         advance(1)
         reports_path = paths.validated("county_reports")
         reports = read_parquet(reports_path) if reports_path.is_file() else _empty_reports()
+        advance(1)
+        teachers = _optional(paths.validated("teachers"))
+        advance(1)
+        principals = _optional(paths.validated("principals"))
         advance(1)
     log.info(
         "读入学生 %d 人、成绩 %d 条、学校 %d 个、区县报告数值 %d 条",
@@ -350,13 +393,24 @@ def run(ctx: RunContext) -> None:
             monitoring.city_code,
         )  # fmt: skip
     ind, rb, sc, summary = compute(students, scores, schools, reports, monitoring, params)
+    with _encoding_logged_once():
+        factors = factor_estimates(
+            students, scores, teachers, principals, reports, monitoring, params
+        )
+    summary = {**summary, "factors": factor_summary(factors)}
     with outputs() as out:
         out.parquet(ind, paths.indicators)
         out.parquet(rb, paths.resource_balance)
         out.parquet(sc, paths.school_compliance)
+        out.parquet(factors, paths.factors)
         out.json(summary, paths.indicators_summary)
     log.info(
         "指标 %d 行（抑制 %d 行）；校际差异率 ≥ %.2f 的格子 %d 个；资源均衡未达标指标 %d 项",
         summary["indicator_rows"], summary["indicator_rows_suppressed"], params.icc_threshold,
         summary["icc_cells_at_or_above_threshold"], summary["resource_indicators_failing"],
+    )  # fmt: skip
+    log.info(
+        "相关因素 %d 行（抑制 %d 行），涉及 %d 个因素",
+        summary["factors"]["rows"], summary["factors"]["rows_suppressed"],
+        summary["factors"]["factors_estimated"],
     )  # fmt: skip

@@ -1,7 +1,8 @@
 """Stage ``report``: Chinese HTML and PDF reports for leadership, one per county plus a city summary.
 
 The stage only renders. It reads the processed tables (``indicators``, ``resource_balance``,
-``school_compliance``, ``problems``, ``comparisons``, the province / nation benchmarks of the
+``school_compliance``, ``problems``, ``comparisons``, ``factors`` for the 「相关因素」 chapter
+(:mod:`pipeline.report.factors`), the province / nation benchmarks of the
 validated county reports, the validation outputs, the key columns of the validated tables (to
 count each round's rows) and the ingest manifest), turns them into view models
 (:mod:`pipeline.report.views`, with :mod:`~pipeline.report.verdicts`,
@@ -44,7 +45,7 @@ from pipeline.config import RAW_TABLES, MonitoringParams, RunContext
 from pipeline.errors import EqmError
 from pipeline.generations import require_upstream, stamped
 from pipeline.io import outputs, read_json, read_parquet
-from pipeline.report import charts, fonts, pdf, provenance, views
+from pipeline.report import charts, factors, fonts, pdf, provenance, views
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Decimals:
     score: int  # 量尺分数、分数差、分钟、小时
     percent: int  # 百分比
     rate: int  # 校际差异率、η²、差异系数、达成率
+    index: int = 2  # 问卷指数（相关因素：学习兴趣指数等）
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class ReportParams:
     # city summary: a problem type found in at least this share of the counties is "common"
     common_problem_share: float = 0.5
     organisation: str = "南宁市人民政府教育督导委员会办公室"
+    # evidence.alpha (declared there once): the 相关因素 chapter's two-sided significance level
+    alpha: float = 0.05
 
     def rules(self) -> views.ViewRules:
         return views.ViewRules(
@@ -109,6 +113,8 @@ class ReportParams:
             quality_min_level=self.quality_min_level,
             burden_standards=self.burden_standards,
             common_share=self.common_problem_share,
+            index_decimals=self.decimals.index,
+            alpha=self.alpha,
         )
 
 
@@ -122,6 +128,7 @@ def check_params(p: ReportParams) -> None:
         ("score", p.decimals.score),
         ("percent", p.decimals.percent),
         ("rate", p.decimals.rate),
+        ("index", p.decimals.index),
     ):
         if not 0 <= d <= 6:
             raise EqmError(
@@ -131,6 +138,11 @@ def check_params(p: ReportParams) -> None:
         raise EqmError(
             "参数 report.common_problem_share 应大于 0、不超过 1（如 0.5 表示半数及以上区县），"
             f"实际为 {p.common_problem_share}。",
+            file="params.yaml",
+        )
+    if not 0 < p.alpha < 1:
+        raise EqmError(
+            f"参数 evidence.alpha 应大于 0、小于 1（如 0.05），实际为 {p.alpha}。",
             file="params.yaml",
         )
     if not 50 <= p.chart_dpi <= 400:
@@ -183,7 +195,19 @@ def _county_charts(
     local = charts.Series("county", "本地估计值", params.colors.county)
     official = charts.Series("official", "官方值", params.colors.province, "s", False)
     nation = charts.Series("nation", "全国差距", params.colors.nation, "D", False)
+    # 相关因素: 本县 filled black, 全国 open black (no colour coding, grey print keeps them apart)
+    factor_series = [
+        charts.Series("county", "本县", style.ink, "o", True),
+        charts.Series("nation", "全国", style.ink, "D", False),
+    ]
+    factor_charts = {
+        g["chart"]: charts.dot_chart(
+            g["chart_rows"], factor_series, style, xlabel=factors.CHART_XLABEL, xlim=(0, 100)
+        )
+        for g in v["factors"]["grades"]
+    }
     return {
+        **factor_charts,
         "means": charts.dot_chart(
             v["achievement"]["chart_rows"],
             [s["county"], s["province"], s["nation"]],
@@ -630,12 +654,17 @@ def load_inputs(ctx: RunContext, params: ReportParams) -> views.Inputs:
         previous_problems=_optional_parquet(p.validated("previous_problems")),
         comparisons=comparisons,
         row_counts=counts,
+        factors=_optional_parquet(p.factors),  # 相关因素 (none: each county says so)
     )
 
 
 def stage_params(ctx: RunContext) -> ReportParams:
-    """``report:`` of params.yaml plus the 校际差异率 standard ``monitoring.icc_threshold``."""
-    return ctx.section(ReportParams, "report", quality_sdr_max=ctx.monitoring.icc_threshold)
+    """``report:`` of params.yaml plus the 校际差异率 standard ``monitoring.icc_threshold`` and the
+    significance level ``evidence.alpha`` (the 相关因素 chapter's tests)."""
+    return ctx.section(
+        ReportParams, "report", quality_sdr_max=ctx.monitoring.icc_threshold,
+        alpha=ctx.params["evidence"]["alpha"],
+    )  # fmt: skip
 
 
 @stamped("report")

@@ -81,8 +81,10 @@ def dot_chart(
     xlabel: str,
     ref: float | None = None,
     ref_label: str | None = None,
+    xlim: tuple[float, float] | None = None,
 ) -> str | None:
-    """Horizontal dot chart: one line per row label, one marker (with CI whiskers when given) per series."""
+    """Horizontal dot chart: one line per row label, one marker (with CI whiskers when given) per
+    series; ``xlim`` fixes the axis (e.g. 0–100 for percentages)."""
     if not rows or not any(p for _, pts in rows for p in pts.values()):
         return None
     with rc_context(_rc(style)):
@@ -118,6 +120,8 @@ def dot_chart(
             ax.axvline(ref, color=style.ink, linestyle="--", linewidth=0.9, label=ref_label)
         ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
         ax.set_ylim(-0.6, len(rows) - 0.4)
+        if xlim is not None:
+            ax.set_xlim(*xlim)
         ax.set_xlabel(xlabel)
         ax.grid(axis="x", color="#dddddd", linewidth=0.5)
         ax.set_axisbelow(True)

@@ -2,7 +2,8 @@
 
 Nothing here chooses what to show; :mod:`pipeline.report.views`, :mod:`~pipeline.report.verdicts`
 and :mod:`~pipeline.report.problems` do, with the decimals of ``params.yaml`` (scores 1,
-percentages 1, rates 3).
+percentages 1, rates 3, questionnaire indices 2). The 相关因素 chapter's numbers are formatted here
+too (:meth:`Fmt.factor`, :meth:`Fmt.points`, :meth:`Fmt.proportion`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class ViewRules:
     burden_standards: Mapping[str, Mapping[int, str]] = dataclasses.field(default_factory=dict)
     # a problem type found in at least this share of the counties is a city-wide common problem
     common_share: float = 0.5
+    index_decimals: int = 2  # questionnaire indices (相关因素: 学习兴趣指数 …)
+    alpha: float = 0.05  # evidence.alpha: the 相关因素 chapter's significance level (two-sided p)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -139,6 +142,28 @@ class Fmt:
             if set(text[1:]) <= {"0", "."}:
                 text = text[1:]
         return text + ("%" if kind == "percent" else "")
+
+    def factor(self, v: Any, measure: str, index: bool) -> str:
+        """A related factor's value (相关因素; county or national): a share in percent, an index
+        with ``index_decimals``, any other mean (hours, lessons) like a score."""
+        if measure == "share":
+            return self.num(v, "percent")
+        return self.num(v, "score", self.rules.index_decimals if index else None)
+
+    def points(self, v: Any) -> str:
+        """Score points (a regression coefficient of the 相关因素 chapter): "12.3 分"."""
+        text = self.num(v, "score")
+        return text if text == MISSING else f"{text} 分"
+
+    def proportion(self, v: Any) -> str:
+        """A proportion 0–1 (校间差异占比, 可解释校间差异的比例) printed as a percentage."""
+        f = _num(v)
+        return self.num(None if f is None else 100.0 * f, "percent")
+
+    def proportion_se(self, v: Any) -> str:
+        """The SE of :meth:`proportion`, in percentage points."""
+        f = _num(v)
+        return self.spread(None if f is None else 100.0 * f, "percent")
 
     def spread(self, v: Any, kind: str) -> str:
         """An SE or a difference: of a percentage in percentage points (个百分点), never "%";

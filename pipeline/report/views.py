@@ -26,6 +26,7 @@ import pandas as pd
 from pipeline import schemas
 from pipeline.config import MonitoringParams
 from pipeline.report import city, provenance
+from pipeline.report.factors import factors_view, summary_note
 from pipeline.report.formats import (
     MISSING,
     SUPPRESSED,
@@ -275,6 +276,8 @@ class Inputs:
     # rows that passed validation per table, year, county and file (provenance.row_counts; None:
     # no validated tables, data-quality counts then come from the pooled validation summary)
     row_counts: pd.DataFrame | None = None
+    # the indicators stage's 相关因素 estimates (schemas.FACTORS; None: no factors.parquet)
+    factors: pd.DataFrame | None = None
 
 
 def is_first_round(inp: Inputs, year: int) -> bool:
@@ -338,6 +341,8 @@ def county_view(
         else "",
         "four_domains": FOUR_DOMAINS_NOTE.format(thr=f"{rules.quality_sdr_max:g}"),
         "achievement": achievement,
+        # after the achievement chapter's two figures
+        "factors": factors_view(inp.factors, year, county, rules, first_figure=3),
         "balance": balance,
         "resources": resources,
         "burden": burden,
@@ -958,6 +963,7 @@ def summary_view(
         **_summary_problems(f, inp.problems, year, counties, names, first),
         "first_round": first,
         "first_round_text": FIRST_ROUND_TEXT,
+        "factors_note": summary_note(inp.factors, year),
         "quality": data_quality(
             inp.quarantine,
             inp.validation_summary,
