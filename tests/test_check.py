@@ -87,7 +87,7 @@ def test_check_sets_aside_what_the_round_sets_aside_on_every_demo_file(round_dir
     """Same rows, same rules as the round (minus the rules the summary lists as skipped); a file
     passes iff the generator planted no defect in it, and a passing file loses no row in the round."""
     q = _round_rows(round_dir)
-    assert len(checked) == 7
+    assert len(checked) == 11  # 7 + the teacher and principal questionnaires of both rounds
     for source, report in checked.items():
         v = report.verdict
         assert v.error is None and report.table_by == "folder", source
@@ -134,7 +134,7 @@ def test_each_planted_defect_is_named_and_its_cell_highlighted(checked, truth):
 @pytest.mark.slow
 def test_returned_xlsx_keeps_every_value_of_the_senders_workbook(round_dir, checked):
     xlsx = [r for r in checked.values() if r.path.suffix == ".xlsx"]
-    assert len(xlsx) == 3
+    assert len(xlsx) == 5  # students, schools, previous problems, teachers, principals
     for report in xlsx:
         before = openpyxl.load_workbook(report.path)
         after = openpyxl.load_workbook(report.workbook)
@@ -147,7 +147,7 @@ def test_returned_xlsx_keeps_every_value_of_the_senders_workbook(round_dir, chec
 @pytest.mark.slow
 def test_returned_workbook_of_a_text_file_holds_its_cells_as_text(checked):
     csvs = [r for r in checked.values() if r.path.suffix == ".csv"]
-    assert len(csvs) == 3
+    assert len(csvs) == 4  # students, scores, county reports, teachers
     for report in csvs:
         encoding = report.verdict.manifest["encoding"]
         records = list(csv.reader(io.StringIO(report.path.read_bytes().decode(encoding))))

@@ -27,6 +27,18 @@ Files written (relative to ``data/raw/``)::
     schools/2022年学校办学条件_合成演示.sav         SPSS, value labels for 学段/学校类别/教学点
     county_reports/县级监测报告汇总_合成演示.csv    UTF-8, long, Chinese headers, 范围 本县/全省/全国
     previous_problems/2020年监测问题清单_合成演示.xlsx  sheet 1 填表说明, sheet 2 问题清单 (sources.yaml)
+    teachers/2020年教师问卷_合成演示.csv            GBK, answer words (从不…/非常同意…), 任教年级 4/8,
+                                                    道德与法治, PII 姓名/身份证号 (factor_forms.py)
+    teachers/2022年教师问卷_合成演示.xlsx           title row, 四年级/八年级, 音乐/美术, items 1–4
+    principals/2020年校长问卷_合成演示.xlsx         title row, 是/否, answer words
+    principals/2022年校长问卷_合成演示.sav          SPSS, value labels 是/否 and 从不 … 经常
+
+The student files also carry the student questionnaire's factor columns (是否参加学科类校外培训,
+锻炼/阅读分钟, 学习兴趣1 … 心理健康4: numbers in the 2020 CSV, answer words in the 2022 xlsx), and
+the county reports the factors' national values (``factor_<id>``, 全国/全省). Related factors
+(相关因素, issue 14) are planted WITHOUT touching a score: they are built from the score model's
+own residuals and school effects (:mod:`pipeline.demo.factors`, truth in ``demo_truth.json`` →
+``factors``).
 
 The score model, per year × county × grade × subject (NAEQ scale, total SD 100)::
 
@@ -81,6 +93,7 @@ import pandas as pd
 import yaml
 
 from pipeline.config import INIT_MARKER, MonitoringParams, RunContext
+from pipeline.demo import factor_forms, factor_schools, factors
 from pipeline.errors import EqmError
 from pipeline.indicators.params import (
     DEFAULT_CV_THRESHOLDS,
@@ -332,6 +345,8 @@ class DemoWorld:
     truth: dict[str, Any]
     county_names: dict[tuple[int, str], str]  # (year, code) -> name as written that year
     county_code_written: dict[tuple[int, str], str]  # (year, code) -> code as written ("" if none)
+    teachers: pd.DataFrame = field(default_factory=pd.DataFrame)  # sampled schools' teachers
+    principals: pd.DataFrame = field(default_factory=pd.DataFrame)  # one per sampled school
 
 
 def generate(params: DemoParams, monitoring: MonitoringParams) -> DemoWorld:
@@ -348,9 +363,17 @@ def generate(params: DemoParams, monitoring: MonitoringParams) -> DemoWorld:
     profiles = {c: PROFILES[i % len(PROFILES)] for i, c in enumerate(params.counties)}
     schools = _school_frames(params, profiles)
     students, samples = _sample_students(params, profiles, schools)
-    scores, score_truth = _scores(params, monitoring, profiles, schools, students)
+    scores, score_truth, effects = _scores(params, monitoring, profiles, schools, students)
     q_truth = _questionnaire_truth(params, profiles, schools)
     students = _questionnaire(params, profiles, students)
+    roles, jitter = _factor_roles(params, profiles)
+    rot = monitoring.rotation
+    students = students.join(
+        factors.student_answers(params.seed, students, effects, rot, roles, jitter)
+    )
+    teachers, principals = factor_schools.school_questionnaires(
+        params.seed, effects, rot, roles, jitter
+    )
     schools, resource_truth, compliance_fail = _resources(params, profiles, schools)
     names, codes = _county_labels(params, monitoring)
     reports = _county_reports(params, monitoring, students, scores, names)
@@ -391,7 +414,20 @@ def generate(params: DemoParams, monitoring: MonitoringParams) -> DemoWorld:
     truth["findings"] = _findings(
         params, monitoring, profiles, score_truth, q_truth, resource_truth, compliance_fail
     )
-    return DemoWorld(schools, students, scores, reports, previous, truth, names, codes)
+    truth["factors"] = factors.truth(effects, teachers, principals, rot, roles, jitter)
+    written = factor_schools.sampled_only(students, teachers, principals)  # the files' rows
+    return DemoWorld(schools, students, scores, reports, previous, truth, names, codes, *written)
+
+
+def _factor_roles(params: DemoParams, profiles: dict[str, CountyProfile]):
+    """Each county's part in the related factors (``factors.ROLES``) and its small offset."""
+    roles, jitter = {}, {}
+    for c in params.counties:
+        p = profiles[c]
+        low = max(p.mean.values()) < NATION_MEAN - 20  # as _planted's low_achievement
+        roles[c] = "low" if low else "icc" if p.icc > 0.15 else "other"
+        jitter[c] = factors.COUNTY_JITTER[PROFILES.index(p) % len(factors.COUNTY_JITTER)]
+    return roles, jitter
 
 
 def _county_labels(params: DemoParams, mon: MonitoringParams):
@@ -669,8 +705,10 @@ def _frame_for(schools: pd.DataFrame, year: int, code: str, stage: str) -> pd.Da
 
 
 def _scores(params, mon, profiles, schools, students):
-    """Two-level model per year × county × grade × subject; returns long scores and truth rows."""
+    """Two-level model per year × county × grade × subject; returns long scores, truth rows and
+    the model's random parts (:class:`factors.ScoreEffects`: e and u_j, for the related factors)."""
     score_parts, truth = [], []
+    effects = factors.ScoreEffects()
     by_cell = dict(tuple(students.groupby(["year", "county_code", "grade"], sort=False)))
     for year in params.years:
         for code in params.counties:
@@ -723,6 +761,7 @@ def _scores(params, mon, profiles, schools, students):
                     u = u / u.std() * np.sqrt(var_u)
                     u_by_school = dict(zip(frame["school_id"], u, strict=True))
                     n = len(sts)
+                    e = rng.normal(0, np.sqrt(var_e), n)  # drawn here, added last: same bytes
                     y = (
                         intercept
                         + sts["urban_rural"].map(URBAN_EFFECT).to_numpy()
@@ -730,7 +769,7 @@ def _scores(params, mon, profiles, schools, students):
                         + LEFT_BEHIND_EFFECT * sts["left_behind"].to_numpy()
                         + b_f * sts["female"].to_numpy()
                         + sts["school_id"].map(u_by_school).to_numpy()
-                        + rng.normal(0, np.sqrt(var_e), n)
+                        + e
                     )
                     y = np.round(np.clip(y, 150, 850), 1)
                     cuts = mon.scale(year, subject, grade).cut_scores
@@ -746,6 +785,8 @@ def _scores(params, mon, profiles, schools, students):
                     )  # fmt: skip
                     # finite-population truth over the frame (what design-based estimates target)
                     m_j = intercept + s_sys + b_f * P_FEMALE + u
+                    effects.add(year, code, grade, subject, sts.index.to_numpy(), e, var_e,
+                                frame["school_id"].to_numpy(), u, var_u, m_j, m_pop)  # fmt: skip
                     pop_mean = float(wts @ m_j)
                     sd_within = np.sqrt(SES_EFFECT**2 * SES_STUDENT_SD**2 + var_e)
                     comp_means, comp_w = [], []
@@ -806,7 +847,7 @@ def _scores(params, mon, profiles, schools, students):
                         }
                     )  # fmt: skip
     scores = pd.concat(score_parts, ignore_index=True)
-    return scores, truth
+    return scores, truth, effects
 
 
 def _questionnaire_truth(params, profiles, schools) -> list[dict[str, Any]]:
@@ -1286,6 +1327,8 @@ def _county_reports(params, mon, students, scores, names) -> pd.DataFrame:
                     add(grade, "", ind, "county", q_vals[ind], n=len(st), page=qpage)
                     add(grade, "", ind, "province", prov, page=qpage)
                     add(grade, "", ind, "nation", nat, page=qpage)
+                for ind, scope, v in factors.national_values(year, grade):  # 相关因素
+                    add(grade, "", ind, scope, v, page=f"第{40 + grade}页")
     return pd.DataFrame(rows)
 
 
@@ -1458,7 +1501,7 @@ def file_forms(world: DemoWorld, params: DemoParams, mon: MonitoringParams) -> l
                  "每天书面作业时间(分钟)": s["homework_minutes"].astype(int),
                  "每天睡眠时间(小时)": s["sleep_hours"], "视力不良": s["myopia"].astype(int),
                  "体质健康总分": s["fitness_score"]}
-            )  # fmt: skip
+            ).join(factor_forms.student_columns(s, later=False))  # fmt: skip
             subjects = sorted(
                 {x for g in (4, 8) for x in mon.rotation[year][g]}, key=list(SUBJECT_ZH).index
             )
@@ -1491,7 +1534,7 @@ def file_forms(world: DemoWorld, params: DemoParams, mon: MonitoringParams) -> l
                  "家庭社会经济文化地位": s["ses"], "学生权重": s["weight"],
                  "书面作业时间": s["homework_minutes"], "睡眠时间": s["sleep_hours"],
                  "是否近视": _yn(s["myopia"]), "体质健康成绩": s["fitness_score"]}
-            )  # fmt: skip
+            ).join(factor_forms.student_columns(s, later=True))  # fmt: skip
             title = f"{year}年南宁市义务教育质量监测学生数据（合成演示数据）"
             files.append(
                 RawFile(
@@ -1582,6 +1625,8 @@ def file_forms(world: DemoWorld, params: DemoParams, mon: MonitoringParams) -> l
                     },
                 )  # fmt: skip
             )
+    forms = factor_forms.questionnaire_files(world.teachers, world.principals, years, names, codes)
+    files.extend(RawFile(**f) for f in forms)  # 教师问卷, 校长问卷
     r = world.county_reports
     files.append(
         RawFile(
