@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_ingest.py [--students 50000] [--keep] [--json FILE]
 
 Builds, under ``benchmarks/_data/`` (git-ignored), (1) the demo round (``eqm demo-data``) when
-``pipeline/demo.py`` is present and (2) a larger synthetic file set in every format — a GBK CSV with
+``pipeline/demo/`` is present and (2) a larger synthetic file set in every format — a GBK CSV with
 wide score columns and PII, an xlsx with a title row, a long UTF-8-BOM scores CSV with plausible
 values, a schools xlsx with a 万元 column and 一贯制 rows, and a schools .sav — then times
 ``pipeline.ingest.run`` (reading + parsing + writing) on each, best of ``--repeat`` runs.
@@ -128,7 +128,7 @@ def synthetic_round(n_students: int, seed: int = 1) -> Path:
 
 
 def demo_round() -> Path | None:
-    if not (REPO / "pipeline" / "demo.py").is_file():
+    if not (REPO / "pipeline" / "demo" / "__init__.py").is_file():
         return None
     from pipeline import demo
 
@@ -160,7 +160,7 @@ def main() -> None:
     if demo is not None:
         rounds.append(("demo round", demo))
     else:
-        print("pipeline/demo.py not present: demo round skipped")
+        print("pipeline/demo/ not present: demo round skipped")
     t0 = time.perf_counter()
     rounds.append((f"synthetic {args.students:,} students", synthetic_round(args.students)))
     print(f"built synthetic files in {time.perf_counter() - t0:.1f} s")

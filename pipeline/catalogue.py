@@ -114,6 +114,17 @@ class Factor:
     groups: Literal["bool", "quartiles"] = "quartiles"
     group_labels: tuple[str, str] = ("较高的四分之一", "较低的四分之一")
     standard: str = ""  # the rule behind the threshold, for the report's notes
+    phrase: str = ""  # the term in a sentence (cause hints): 「学习兴趣指数每高1」; default below
+
+    @property
+    def term_phrase(self) -> str:
+        """How a coefficient's unit reads in a sentence: ``phrase``, else label + term unit for an
+        index (学习兴趣指数每高1)."""
+        if self.phrase:
+            return self.phrase
+        return (
+            f"{self.label}{self.term_unit.removeprefix('指数')}" if self.index else self.term_unit
+        )
 
     @property
     def is_school(self) -> bool:
@@ -127,16 +138,20 @@ FACTORS: dict[str, Factor] = {
         Factor("tutoring", "参加学科类校外培训的学生比例", "student", "share", "tutoring", "%",
                "参加与不参加相比", higher_is_worse=True, op="==", groups="bool",
                group_labels=("参加", "未参加"),
+               phrase="参加学科类校外培训的学生与未参加的相比",
                standard="双减（中办发〔2021〕40号）：学科类校外培训负担有效减轻"),
         Factor("tutoring_hours", "每周学科类校外培训时间", "student", "mean", "tutoring_hours", "小时",
-               "每周多1小时", higher_is_worse=True),
+               "每周多1小时", higher_is_worse=True,
+               phrase="每周校外培训时间每多1小时"),
         Factor("exercise", "每天体育锻炼达到1小时的学生比例", "student", "share", "exercise_minutes", "%",
                "每天多1小时", threshold="exercise_minutes", term="source", term_scale=1 / 60, groups="bool",
                group_labels=("达到1小时", "不足1小时"),
+               phrase="每天体育锻炼时间每多1小时",
                standard="中小学生每天校内外体育锻炼时间不少于1小时（中发〔2007〕7号；教体艺厅函〔2021〕16号）"),
         Factor("reading", "每天课外阅读30分钟及以上的学生比例", "student", "share", "reading_minutes", "%",
                "每天多1小时", threshold="reading_minutes", term="source", term_scale=1 / 60, groups="bool",
-               group_labels=("30分钟及以上", "不足30分钟"), standard="本地口径（params.yaml）"),
+               group_labels=("30分钟及以上", "不足30分钟"), standard="本地口径（params.yaml）",
+               phrase="每天课外阅读时间每多1小时"),
         Factor("interest", "学习兴趣指数", "student", "mean", "interest", "指数", "指数每高1", index=True),
         Factor("confidence", "学习自信心指数", "student", "mean", "confidence", "指数", "指数每高1",
                index=True),
@@ -147,14 +162,18 @@ FACTORS: dict[str, Factor] = {
         # --- teachers (教师问卷), as attributes of the student's school ---
         Factor("t_degree", "教师本科及以上学历比例", "teacher", "share", "education", "%",
                "该比例每高10个百分点", op="in", values=("bachelor", "postgraduate"), term_scale=10.0,
-               groups="quartiles"),
+               groups="quartiles",
+               phrase="学校中本科及以上学历教师的比例每高10个百分点"),
         Factor("t_major", "教师所学专业与任教学科一致的比例", "teacher", "share", "major_match", "%",
-               "该比例每高10个百分点", op="==", term_scale=10.0),
+               "该比例每高10个百分点", op="==", term_scale=10.0,
+               phrase="学校中专业对口教师的比例每高10个百分点"),
         Factor("t_training", "年培训达到72学时的教师比例", "teacher", "share", "training_hours", "%",
                "该比例每高10个百分点", threshold="training_hours", term_scale=10.0,
-               standard="教师五年一周期不少于360学时培训，年均72学时（教师〔2011〕1号）"),
+               standard="教师五年一周期不少于360学时培训，年均72学时（教师〔2011〕1号）",
+               phrase="学校中年培训达到72学时的教师比例每高10个百分点"),
         Factor("t_lessons", "教师平均周课时", "teacher", "mean", "weekly_lessons", "节",
-               "每周多1节", higher_is_worse=True),
+               "每周多1节", higher_is_worse=True,
+               phrase="学校教师平均周课时每多1节"),
         Factor("t_method", "教师教学方式指数", "teacher", "mean", "method", "指数", "指数每高1",
                index=True),
         Factor("t_workload", "教师工作负担指数", "teacher", "mean", "workload", "指数", "指数每高1",
@@ -163,9 +182,11 @@ FACTORS: dict[str, Factor] = {
         Factor("p_curriculum", "所在学校国家课程开齐开足的学生比例", "principal", "share",
                "curriculum_complete", "%", "开齐开足与未开齐开足相比", op="==", term_scale=1.0,
                groups="bool", group_labels=("开齐开足", "未开齐开足"),
+               phrase="国家课程开齐开足的学校与未开齐开足的学校相比",
                standard="义务教育课程方案（2022年版）：国家课程开齐开足"),
         Factor("p_pe_art", "所在学校音体美专任教师配齐的学生比例", "principal", "share", "pe_art_staffed",
-               "%", "配齐与未配齐相比", op="==", groups="bool", group_labels=("已配齐", "未配齐")),
+               "%", "配齐与未配齐相比", op="==", groups="bool", group_labels=("已配齐", "未配齐"),
+               phrase="音体美专任教师配齐的学校与未配齐的学校相比"),
         Factor("p_facility", "学校设施使用指数", "principal", "mean", "facility_use", "指数",
                "指数每高1", index=True),
         Factor("p_home_school", "家校合作指数", "principal", "mean", "home_school", "指数", "指数每高1",
@@ -173,6 +194,7 @@ FACTORS: dict[str, Factor] = {
         Factor("p_after_school", "所在学校每周5天提供课后服务的学生比例", "principal", "share",
                "after_school_days", "%", "提供与未提供相比", threshold="after_school_days",
                groups="bool", group_labels=("每周5天", "不足5天"),
+               phrase="每周5天提供课后服务的学校与不足5天的学校相比",
                standard="双减（中办发〔2021〕40号）：课后服务“5+2”，每周5天全覆盖"),
     )
 }  # fmt: skip

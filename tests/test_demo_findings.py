@@ -232,3 +232,41 @@ def test_ledger_round_trip_on_the_demo(demo_root):
     finally:
         shutil.rmtree(raw)
         evidence.run(make_context(demo_root, quiet=True))
+
+
+def test_cause_hints_name_planted_factors_only(demo_round):
+    """Issue 14: a cause hint names a related factor only where the generator planted both its
+    association with the outcome and the county being worse than national (demo_truth.json →
+    factors), and the planted ones the sample resolves are named: every newly measured ACH problem
+    of 上林县 (interest and confidence planted low and associated) has a hint."""
+    from pipeline.catalogue import FACTORS
+
+    truth, problems, _, _ = demo_round
+    rows = {
+        (r["year"], r["county_code"], r["grade"], r["subject"], r["factor"]): r
+        for r in truth["factors"]["rows"]
+    }
+    named = []
+    for r in problems.to_dict("records"):
+        hint = json.loads(r["evidence"])["cause_hint"]
+        if not hint:
+            continue
+        assert r["rule_id"] in ("ACH", "ICC"), r["problem_id"]
+        ids = [f.id for f in FACTORS.values() if f"{f.label}本县为" in hint]
+        assert ids and "相关不等于因果" in hint, hint
+        for fid in ids:
+            t = rows[(int(r["year"]), r["county_code"], int(r["grade"]), r["subject"], fid)]
+            assert t["planted"] and t["worse_planted"], (r["problem_id"], r["year"], fid)
+            named.append((r["rule_id"], r["county_code"], fid))
+    low = problems[
+        (problems["county_code"] == "450125")
+        & (problems["rule_id"] == "ACH")
+        & (problems["previous_status"] != "not re-measured")
+        & problems["status"].isin(schemas.PROBLEM_OPEN_STATUSES)
+    ]
+    assert len(low) >= 4
+    for e in low["evidence"]:
+        hint = json.loads(e)["cause_hint"]
+        assert "学习兴趣指数本县为" in hint or "学习自信心指数本县为" in hint
+    # the high-ICC counties' planted school factors are named somewhere (ICC hints)
+    assert {c for rule, c, _ in named if rule == "ICC"} == {"450107", "450181"}

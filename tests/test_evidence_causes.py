@@ -111,8 +111,10 @@ def test_icc_hint_uses_school_factors_of_the_two_level_model():
     out = with_factors(rows, ind_rows, [])
     hint = fired(out, "ICC")["cause_hint"].iloc[0]
     assert "所在学校音体美专任教师配齐的学生比例本县为40.0%，显著低于全国（80.0%）" in hint
-    assert "在八年级数学的两水平模型中，所在学校音体美专任教师配齐的学生比例每高1" not in hint
-    assert "配齐与未配齐相比，学校平均成绩高25.0分（p=0.001）" in hint
+    assert (
+        "分析八年级数学校际差异的两水平模型显示，音体美专任教师配齐的学校与未配齐的学校相比，"
+        "学校平均成绩高25.0分（p=0.001）"
+    ) in hint
     assert "学习兴趣" not in hint
 
 
@@ -140,3 +142,19 @@ def test_build_problems_carries_hints_into_evidence_json():
     )  # fmt: skip
     ev = json.loads(fired(out, "MEAN")["evidence"].iloc[0])
     assert ev["cause_hint"].startswith(PREFIX) and "学习兴趣" in ev["cause_hint"]
+
+
+def test_hint_numbers_print_as_the_report_chapter_prints_them():
+    # the report's decimals come from params.yaml (report.decimals): the hint must follow them
+    from conftest import REPO
+
+    from pipeline.catalogue import FACTORS
+    from pipeline.config import make_context
+    from pipeline.evidence.causes import value_text
+    from pipeline.report import stage_params
+    from pipeline.report.formats import Fmt
+
+    fmt = Fmt(stage_params(make_context(REPO, quiet=True)).rules())
+    for f in FACTORS.values():
+        for x in (0.0, -0.004, -0.35, 2.345, 16.45, 73.05, 100.0):
+            assert value_text(f, x) == fmt.factor(x, f.measure, f.index), (f.id, x)

@@ -144,6 +144,11 @@ def test_demo_county_pdfs_carry_name_sdr_and_every_county_problem_title(dvc_roun
             text = re.sub(r"\s+", "", "".join(p.extract_text() or "" for p in reader.pages))
             assert name in text and "校际差异率" in text
             assert "部分达标" not in text  # the quality item is 达标 or 未达标 (issue 11)
+            # issue 14: every county report has the 相关因素 chapter with the demo's questionnaires
+            assert "三、相关因素" in text and "本轮未收集相关因素问卷数据" not in text
+            assert text.count("不能据此推断因果关系") == 1  # the causality caveat, once
+            html = (dvc_round / "reports" / str(year) / f"{code}.html").read_text(encoding="utf-8")
+            assert 'id="s-factors"' in html and "学习兴趣指数" in html
             mine = problems[(problems["county_code"] == code) & (problems["year"] == year)]
             for title in mine.loc[mine["rule_id"] != "SCHOOL", "title"]:
                 assert re.sub(r"\s+", "", title) in text, (year, code, title)

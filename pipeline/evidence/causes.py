@@ -109,8 +109,16 @@ def cause_hints(rows: pd.DataFrame, factors: pd.DataFrame | None, alpha: float) 
 
 
 def value_text(f: Factor, x: float) -> str:
-    """A factor value as the report prints it: percent with one decimal, else two decimals."""
-    return f"{x:.1f}%" if f.measure == "share" else f"{x:.2f}"
+    """A factor value as the report's 相关因素 chapter prints it (``report.Fmt.factor`` with the
+    default decimals; tested equal): percent with one decimal, an index with two, any other mean
+    (hours, lessons) with one; a real minus sign."""
+    d = 2 if f.index else 1
+    text = f"{x:.{d}f}"
+    if text.startswith("-"):
+        text = "−" + text[1:]
+        if set(text[1:]) <= {"0", "."}:
+            text = text[1:]
+    return text + ("%" if f.measure == "share" else "")
 
 
 def p_text(p: float) -> str:
@@ -119,17 +127,16 @@ def p_text(p: float) -> str:
 
 def _phrase(f: Factor, v: Mapping, a: Mapping, problem: Mapping) -> str:
     side = "高" if v["estimate"] > v["national"] else "低"
-    unit = f"{f.label}{f.term_unit[2:]}" if f.term_unit.startswith("指数") else f.term_unit
     b = float(a["estimate"])
     grade = schemas.GRADE_LABELS.get(int(problem["grade"]), f"{int(problem['grade'])}年级")
     subject = schemas.SUBJECT_LABELS.get(problem["subject"], problem["subject"])
-    head = f"{f.label}本县为{value_text(f, v['estimate'])}，显著{side}于全国（{value_text(f, v['national'])}）"
+    head = (
+        f"{f.label}本县为{value_text(f, v['estimate'])}，"
+        f"显著{side}于全国（{value_text(f, v['national'])}）"
+    )
+    change = f"{'高' if b > 0 else '低'}{abs(b):.1f}分（{p_text(a['p_value'])}）"
     if a["kind"] == "coef":
         return (
-            f"{head}；控制家庭社会经济文化地位后，{unit}，{grade}{subject}成绩平均"
-            f"{'高' if b > 0 else '低'}{abs(b):.1f}分（{p_text(a['p_value'])}）"
+            f"{head}；控制家庭社会经济文化地位后，{f.term_phrase}，{grade}{subject}成绩平均{change}"
         )
-    return (
-        f"{head}；在{grade}{subject}的两水平模型中，{unit}，学校平均成绩"
-        f"{'高' if b > 0 else '低'}{abs(b):.1f}分（{p_text(a['p_value'])}）"
-    )
+    return f"{head}；分析{grade}{subject}校际差异的两水平模型显示，{f.term_phrase}，学校平均成绩{change}"
