@@ -410,3 +410,16 @@ def test_no_factors_table_or_other_rounds_give_the_not_collected_sentence():
         assert not v["has_data"] and v["n_figures"] == 0 and v["grades"] == []
     v = rfactors.factors_view(factors_table(), YEAR, COUNTY, _rules(), first_figure=3)
     assert [g["figure"] for g in v["grades"]] == [3, 4] and v["n_figures"] == 2
+
+
+def test_no_between_school_variance_names_no_school_factor():
+    # the 四年级语文 null model at its boundary (校间差异占比 0): the significant school factors of
+    # the fixture (学校设施使用指数, p 0.01) have no between-school variance to explain
+    t = factors_table()
+    at = (t["grade"] == 4) & (t["subject"] == "chinese") & (t["statistic"] == "icc")
+    t.loc[at, "estimate"] = 0.0
+    v = rfactors.factors_view(t, YEAR, COUNTY, _rules(), first_figure=3)
+    row = v["grades"][0]["two_level"]["rows"][0]
+    text = str(row)
+    assert "语文" in text and "0.0%" in text
+    assert "校间差异为0，无可解释" in text and "学校设施使用指数" not in text

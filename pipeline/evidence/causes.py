@@ -23,7 +23,7 @@ round with many factors does not produce hints by chance). The one-sided p of a 
 derived from its two-sided t test (``p/2`` in the tested direction, ``1 − p/2`` against it).
 Suppressed estimates never give a hint. Other rules get no hint (their outcomes are not scores).
 
-Wording is association, never cause: 「相关因素线索（相关不等于因果）：…」, each factor with its county
+Wording is association, never cause: 「以下相关因素与该问题显著相关（相关不等于因果）：…」, each factor with its county
 and national values and the coefficient with its unit.
 """
 
@@ -40,7 +40,7 @@ from pipeline.evidence.inference import bh_qvalues
 
 HINT_RULES = ("ACH", "ICC")
 MAX_FACTORS = 3  # factors named per hint (smallest association q first)
-PREFIX = "相关因素线索（相关不等于因果）："
+PREFIX = "以下相关因素与该问题显著相关（相关不等于因果）："
 _KEY = ["year", "county_code", "grade"]
 
 

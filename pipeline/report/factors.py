@@ -202,7 +202,10 @@ def _two_level(f: Fmt, rows: _Rows, subjects: list[str], alpha: float) -> dict:
             continue
         hidden = icc["suppressed"]
         named = []
-        for fid in catalogue.SCHOOL_FACTORS:
+        # no between-school variance (the estimate at its boundary 0): nothing for a school factor
+        # to explain, whatever its coefficient says about the students' scores
+        none_between = not (_num(icc.get("estimate")) or 0.0) > 0
+        for fid in () if none_between else catalogue.SCHOOL_FACTORS:
             coef = rows.get("two_level", "coef", s, fid)
             if coef is None or coef["suppressed"] or not sig_mark(coef.get("p_value"), alpha):
                 continue
@@ -219,7 +222,9 @@ def _two_level(f: Fmt, rows: _Rows, subjects: list[str], alpha: float) -> dict:
             schemas.SUBJECT_LABELS.get(s, s),
             SUPPRESSED if hidden else f.proportion(icc.get("estimate")),
             SUPPRESSED if hidden else f.proportion_se(icc.get("se")),
-            SUPPRESSED if hidden else ("；".join(named) or "无"),
+            SUPPRESSED if hidden else (
+                "校间差异为0，无可解释" if none_between else ("；".join(named) or "无")
+            ),
         ])  # fmt: skip
     return _table(
         ["学科", "校间差异占比", "标准误", f"与校间差异显著关联的学校因素（p<{alpha:g}）"],
