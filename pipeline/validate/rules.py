@@ -67,9 +67,8 @@ def _row_specs(
             rule, (lo, hi) = questionnaire[c.name]
             specs.append(_between(rule, c.name, lo, hi))
         elif c.answers is not None:
-            # a questionnaire item: ingest admits only the codes 1–4 (or their answer words) and
-            # sets anything else aside (ingest.bad_answer), so a range check here could never fail;
-            # left out because each GX expectation costs ~10 ms (31 items)
+            # a questionnaire item (31 of them): checked in _pandas_row_checks, not by GX, whose
+            # expectations cost ~10 ms each
             continue
         elif c.name in schemas.RESOURCE_QUANTITIES or c.name.startswith("enrollment"):
             specs.append(_between("resource_negative", c.name, c.min, c.max))
@@ -315,6 +314,14 @@ def _pandas_row_checks(
             # blank or whitespace-only text counts as missing (NA itself is a GX not-null rule)
             blank = df["school_id"].astype("str").str.strip().eq("").fillna(False)
             out.append(_mask_failures(t, blank, "missing_school_id", "school_id"))
+    for t in ("students", "teachers", "principals"):
+        df = frames[t]
+        for c in schemas.INPUT_TABLES[t].columns:
+            if c.answers is None or c.name not in df or not len(df):
+                continue
+            v = df[c.name].to_numpy(dtype=float, na_value=np.nan)
+            bad = ~np.isnan(v) & ~np.isin(v, (1.0, 2.0, 3.0, 4.0))  # the 4-point codes only
+            out.append(_mask_failures(t, bad, "out_of_range", c.name))
     st = frames["students"]
     if "weight" in st and len(st):
         w = st["weight"].to_numpy(dtype=float, na_value=np.nan)
