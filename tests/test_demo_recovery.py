@@ -105,6 +105,8 @@ def _round(root, seed: int) -> pd.DataFrame:
 def pooled(tmp_path_factory, monkeypatch_module) -> pd.DataFrame:
     monkeypatch_module.setenv("EQM_SALT", "test-salt")
     roots = [tmp_path_factory.mktemp(f"recovery_seed{s}") for s in SEEDS]
+    import great_expectations  # noqa: F401  imported once here, not in each forked worker (~2 s)
+
     rounds = parallel_map(_round, roots, SEEDS)  # the six rounds side by side on the CPUs
     d = pd.concat(rounds, ignore_index=True)
     assert np.isfinite(d[["estimate", "se", "ci_low", "ci_high", "truth"]]).all().all()
