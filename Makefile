@@ -47,12 +47,13 @@ BENCH_OUT := benchmarks/_data/results
 
 bench: install
 	@mkdir -p $(BENCH_OUT)
-	@rm -f $(addprefix $(BENCH_OUT)/,startup.json demo_round.json ingest.json validate.json indicators.json province_run.json)
+	@rm -f $(addprefix $(BENCH_OUT)/,startup.json demo_round.json ingest.json validate.json indicators.json factors.json province_run.json)
 	$(BIN)/python benchmarks/bench_startup.py --json $(BENCH_OUT)/startup.json
 	$(BIN)/python benchmarks/bench_demo_round.py --json $(BENCH_OUT)/demo_round.json
 	$(BIN)/python benchmarks/bench_ingest.py --json $(BENCH_OUT)/ingest.json
 	$(BIN)/python benchmarks/bench_validate.py --json $(BENCH_OUT)/validate.json
 	$(BIN)/python benchmarks/bench_indicators.py --json $(BENCH_OUT)/indicators.json
+	$(BIN)/python benchmarks/bench_factors.py --json $(BENCH_OUT)/factors.json
 	$(BIN)/python benchmarks/bench_province_run.py --json $(BENCH_OUT)/province_run.json
 	@$(BIN)/python benchmarks/bench_summary.py $(BENCH_OUT)
 
