@@ -196,7 +196,15 @@ def bar_panels(
     if not panels:
         return None
     with rc_context(_rc(style)):
-        fig = Figure(figsize=(style.width_in, 2.6), layout="constrained")
+        fig = Figure(figsize=(style.width_in, 2.6))
+        # fixed margins (inches) instead of a constrained-layout pass: y tick labels and the
+        # rotated y label on the left, one row of category labels below, the panel titles and the
+        # legend row above (the panels share y, so only the first carries tick labels)
+        w_in, h_in = fig.get_size_inches()
+        fig.subplots_adjust(
+            left=0.62 / w_in, right=1 - 0.08 / w_in, bottom=0.32 / h_in, top=1 - 0.62 / h_in,
+            wspace=0.06,
+        )  # fmt: skip
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         n = len(series)
         width = 0.8 / max(n, 1)
@@ -220,6 +228,7 @@ def bar_panels(
         ]
         extra = [h for h in axes[0].get_legend_handles_labels()[0] if h.get_label() == ref_label]
         fig.legend(
-            handles=handles + extra[:1], loc="outside upper center", ncol=n + 1, frameon=False
-        )
+            handles=handles + extra[:1], loc="upper center", bbox_to_anchor=(0.5, 1.0),
+            ncol=n + 1, frameon=False,
+        )  # fmt: skip
         return _to_uri(fig, style.dpi)
