@@ -202,8 +202,8 @@ FACTORS: dict[str, Factor] = {
 STUDENT_FACTORS = tuple(f for f in FACTORS if FACTORS[f].level == "student")
 SCHOOL_FACTORS = tuple(f for f in FACTORS if FACTORS[f].is_school)
 CAUSALITY_CAVEAT = (
-    "以下为相关分析：它描述各因素与学业成绩在统计上的关联（控制家庭社会经济文化地位后仍然存在的关联），"
-    "不能据此推断因果关系；整改措施的选择还需结合学校实际调研。"
+    "以下为相关分析：它描述各因素与学业成绩在统计上的关联，不能据此推断因果关系；"
+    "整改措施的选择还需结合学校实际调研。"
 )
 
 

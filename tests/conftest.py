@@ -23,6 +23,12 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # its module fixtures are built once; the modules that share the session's demo round
 # (``dvc_round``) go to the same worker, so that round is built once too.
 SHARED_ROUND_MODULES = {"test_round_e2e", "test_demo_findings"}
+# The modules that take longest (seconds of one worker, `pytest --durations` on 2 cores), handed out
+# first; the others follow in collection order.
+LONGEST_FIRST = (
+    "dvc_round", "test_readme", "test_demo_recovery", "test_collect", "test_report",
+    "test_check", "test_generations", "test_demo_factors", "test_validate_properties",
+)  # fmt: skip
 
 
 @pytest.hookimpl(optionalhook=True)  # only with pytest-xdist
@@ -33,6 +39,15 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return "dvc_round" if Path(module).stem in SHARED_ROUND_MODULES else module
+
+        def _assign_work_unit(self, node) -> None:
+            # longest first (LPT): a long module started last would leave the other worker idle
+            for stem in LONGEST_FIRST:
+                scope = next((s for s in self.workqueue if Path(s).stem == stem), None)
+                if scope is not None:
+                    self.workqueue.move_to_end(scope, last=False)
+                    break
+            super()._assign_work_unit(node)
 
     return ModuleScheduling(config, log)
 

@@ -521,3 +521,15 @@ def test_stage_writes_factors_parquet(tmp_path, data):
     first = ctx.paths.factors.read_bytes()
     run(ctx)
     assert ctx.paths.factors.read_bytes() == first  # byte-stable
+
+
+def test_a_county_value_without_variation_is_not_tested_against_national(data):
+    # every sampled school of C2 has 课程开齐开足 (100 %): its JKn SE is 0, and a t test on it would
+    # call any national value "significantly" different; C1 varies and is tested
+    students, scores, teachers, principals = data
+    reports = pd.concat([REPORTS, nation([("factor_p_curriculum", 80.0, np.nan)])])
+    got = factor_estimates(students, scores, teachers, principals, reports, MON, P)
+    c2 = row(got, county_code=C2, kind="value", factor="p_curriculum")
+    assert np.isclose(c2["estimate"], 100.0) and c2["se"] < 1e-9 and np.isnan(c2["p_value"])
+    c1 = row(got, county_code=C1, kind="value", factor="p_curriculum")
+    assert c1["se"] > 0 and np.isfinite(c1["p_value"])

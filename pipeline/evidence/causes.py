@@ -110,9 +110,9 @@ def cause_hints(rows: pd.DataFrame, factors: pd.DataFrame | None, alpha: float) 
 
 def value_text(f: Factor, x: float) -> str:
     """A factor value as the report's 相关因素 chapter prints it (``report.Fmt.factor`` with the
-    default decimals; tested equal): percent with one decimal, an index with two, any other mean
-    (hours, lessons) with one; a real minus sign."""
-    d = 2 if f.index else 1
+    default decimals; tested equal): percent with one decimal, an index or any other mean (hours,
+    lessons) with two; a real minus sign."""
+    d = 1 if f.measure == "share" else 2
     text = f"{x:.{d}f}"
     if text.startswith("-"):
         text = "−" + text[1:]

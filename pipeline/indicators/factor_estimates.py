@@ -14,7 +14,8 @@ each county its own design, so a county's estimate and SE use only its own schoo
     report's ``factor_<id>`` at scope 全国 for that year × grade (``national_se`` its ``se``);
     ``p_value`` is the two-sided Student t test of ``estimate − national`` with
     ``t = (estimate − national)/√(se² + national_se²)`` (national treated as fixed when it has no
-    SE) on the row's design df (schools with data − 1), :func:`survey.t_p_value`.
+    SE) on the row's design df (schools with data − 1), :func:`survey.t_p_value`; not tested
+    (p missing) when the county's SE is 0, i.e. every sampled student or school has the same value.
 ``gap``
     Per subject: the weighted mean score of ``group_high`` minus that of ``group_low``
     (:attr:`Factor.groups`): ``bool`` — students whose unit value is 1 (meets the condition; school
@@ -458,11 +459,24 @@ def _value_rows(
                 level=[FACTORS[fid].level for fid in est["factor"]],
                 kind="value",
                 statistic="",
-                p_value=t_p_value(diff.to_numpy(float), se.to_numpy(float), est["df"].to_numpy()),
+                p_value=np.where(
+                    _varies(est["estimate"], est["se"]),
+                    t_p_value(diff.to_numpy(float), se.to_numpy(float), est["df"].to_numpy()),
+                    np.nan,
+                ),
                 method=method,
             )
         )
     return out
+
+
+def _varies(estimate: pd.Series, se: pd.Series) -> np.ndarray:
+    """False where the county's JKn SE is 0 (to rounding): every sampled student or school has the
+    same value (a share of 0 or 100 %), so dropping a school never moves the estimate. That is no
+    evidence of a precise estimate, and a test against the national value on it would call any
+    difference significant: such a row is not tested (p missing; the report says 未检验)."""
+    e, v = estimate.to_numpy(float), se.to_numpy(float)
+    return v > 1e-9 * np.maximum(1.0, np.abs(e))
 
 
 def _value_method(f: Factor, standardised: bool) -> str:

@@ -54,9 +54,13 @@ METHOD = (
     "估计方法：本县值与回归系数均使用学生最终权重，标准误采用与学业成绩相同的刀切法（JKn）复制权重，"
     "提供可能值时按 Rubin 规则合并。两水平模型为学生嵌套于学校的随机截距模型：校间差异占比 = "
     "校间方差 ÷（校间方差 + 校内方差）；某一学校因素可解释校间差异的比例 = 1 − 加入该因素后的校间方差 ÷ "
-    "不含任何因素时的校间方差。"
+    "不含任何因素时的校间方差。第六部分问题清单中的「原因分析线索」更严格：只列出经本轮多重比较校正"
+    "（Benjamini–Hochberg）后仍显著、且本县显著差于全国的因素，因此可能少于本章标为显著的因素。"
 )
 NOT_SIGNIFICANT = "无显著关联"
+# an estimate without a standard error: the factor hardly varies among the sampled schools (e.g.
+# one school of twelve differs), so every replicate without that school is singular
+UNTESTABLE = "无法检验"
 CHART_XLABEL = "学生比例（%）"
 
 
@@ -144,15 +148,17 @@ def _coef_cell(f: Fmt, row: Mapping | None, alpha: float) -> str:
         return MISSING
     if row["suppressed"]:
         return SUPPRESSED
-    mark = sig_mark(row.get("p_value"), alpha)
-    if mark is None or _num(row.get("estimate")) is None:
+    if _num(row.get("estimate")) is None:
         return MISSING
+    mark = sig_mark(row.get("p_value"), alpha)
+    if mark is None:
+        return UNTESTABLE
     return f"{f.points(row.get('estimate'))}{mark}" if mark else NOT_SIGNIFICANT
 
 
 def _grade_table(f: Fmt, rows: _Rows, factors: list[str], subjects: list[str], alpha: float):
     body: list[list[str]] = []
-    standardised = False
+    standardised: list[str] = []
     last_level = None
     for fid in factors:
         fac = catalogue.FACTORS[fid]
@@ -167,7 +173,8 @@ def _grade_table(f: Fmt, rows: _Rows, factors: list[str], subjects: list[str], a
                 else f.factor(value.get("estimate"), fac.measure, fac.index)
             )
             national = f.factor(value.get("national"), fac.measure, fac.index)
-            standardised |= fac.index and "standardised" in _txt(value.get("method"))
+            if fac.index and "standardised" in _txt(value.get("method")):
+                standardised.append(fac.label)
         body.append([
             level if level != last_level else "",
             _label(fac),
@@ -183,10 +190,17 @@ def _grade_table(f: Fmt, rows: _Rows, factors: list[str], subjects: list[str], a
     note = (
         f"差异：本县与全国比较的双侧检验，p<{alpha:g} 为显著（未作多重比较校正）；“较差”“较好”按该因素"
         "的方向判断。各学科一栏为与成绩的关联：控制家庭社会经济文化地位后，因素按“关联单位”变化时该学科"
-        f"成绩相差的分数（量尺分数）；{marks_legend(alpha)}；不显著的写“{NOT_SIGNIFICANT}”。"
+        f"成绩相差的分数（量尺分数）；{marks_legend(alpha)}；不显著的写“{NOT_SIGNIFICANT}”；"
+        f"“{UNTESTABLE}”：该因素在样本学校间几乎没有差别（如只有一所学校不同），刀切法无法估计标准误；"
+        "“未检验”：本县样本中全部学生（或学校）情况相同（如比例为 100%），标准误为 0，不与全国作检验。"
+        "指数为 1–4 分（各题平均）"
     )
     if standardised:
-        note += "指数已按全国均值和标准差标准化（全国为 0），“指数每高1”即每高 1 个全国标准差。"
+        note += (
+            f"，其中{'、'.join(standardised)}已按区县报告给出的全国均值和标准差标准化（全国为 0），"
+            "其“指数每高1”即每高 1 个全国标准差"
+        )
+    note += "。"
     n_subj = max(len(subjects), 1)
     widths = [5, 23, 7, 7, 17, 13] if n_subj <= 2 else [5, 20, 7, 7, 16, 12]
     widths += [(100 - sum(widths)) // n_subj] * len(subjects)
@@ -211,13 +225,18 @@ def _two_level(f: Fmt, rows: _Rows, subjects: list[str], alpha: float) -> dict:
                 continue
             share = rows.get("two_level", "between_explained", s, fid)
             x = None if share is None or share["suppressed"] else _num(share.get("estimate"))
-            label = catalogue.FACTORS[fid].label
+            fac = catalogue.FACTORS[fid]
+            b = _num(coef.get("estimate"))
+            what = (
+                f"{fac.term_phrase}，学校平均成绩{'高' if b > 0 else '低'}"
+                f"{f.num(abs(b), 'score')}分{sig_mark(coef.get('p_value'), alpha)}"
+            )
             if x is None:
-                named.append(label)
+                named.append(f"{fac.label}（{what}）")
             elif x <= 0:
-                named.append(f"{label}（未能解释校间差异）")
+                named.append(f"{fac.label}（{what}；未能解释校间差异）")
             else:
-                named.append(f"{label}（可解释校间差异的 {f.proportion(x)}）")
+                named.append(f"{fac.label}（{what}；可解释校间差异的 {f.proportion(x)}）")
         body.append([
             schemas.SUBJECT_LABELS.get(s, s),
             SUPPRESSED if hidden else f.proportion(icc.get("estimate")),
@@ -230,7 +249,9 @@ def _two_level(f: Fmt, rows: _Rows, subjects: list[str], alpha: float) -> dict:
         ["学科", "校间差异占比", "标准误", f"与校间差异显著关联的学校因素（p<{alpha:g}）"],
         body,
         note="校间差异占比：两水平模型中学生成绩差异由学校之间差异造成的比例（与第四部分按方差分析"
-        "估计的校际差异率口径不同，数值不必相同）。",
+        "估计的校际差异率口径不同，数值不必相同）。每个学校因素单独放入模型（未控制家庭社会经济文化"
+        "地位），系数为该因素按其单位变化时学校平均成绩相差的分数；各因素可解释的比例来自各自的模型，"
+        "不能相加。",
         align=["t", "n", "n", "wrap"],
         widths=[12, 16, 16, 56],
     )

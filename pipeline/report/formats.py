@@ -144,11 +144,12 @@ class Fmt:
         return text + ("%" if kind == "percent" else "")
 
     def factor(self, v: Any, measure: str, index: bool) -> str:
-        """A related factor's value (相关因素; county or national): a share in percent, an index
-        with ``index_decimals``, any other mean (hours, lessons) like a score."""
+        """A related factor's value (相关因素; county or national): a share in percent, an index or
+        any other mean (hours, lessons: 0.23 vs 0.38 hours must not both print 0.2 / 0.4) with
+        ``index_decimals``."""
         if measure == "share":
             return self.num(v, "percent")
-        return self.num(v, "score", self.rules.index_decimals if index else None)
+        return self.num(v, "score", self.rules.index_decimals)
 
     def points(self, v: Any) -> str:
         """Score points (a regression coefficient of the 相关因素 chapter): "12.3 分"."""
