@@ -270,3 +270,16 @@ def test_vanished_problem_keeps_its_county(tmp_path):
     books = _books(other, sc, e, as_of)
     rows = _rows(_sheet(books[(2022, "450107")]))  # filed under the entry's county
     assert [r["核对提示"] for r in rows] == [GONE] and rows[0]["整改措施"] == "x"
+
+
+def test_the_cause_hint_reaches_the_ledger():
+    import json
+
+    p, sc = _two_rounds()
+    ach = (p["year"] == 2022) & (p["problem_id"] == "ACH-450107-G8-math")
+    ev = json.loads(p.loc[ach, "evidence"].iloc[0])
+    ev["cause_hint"] = "以下相关因素与该问题显著相关（相关不等于因果）：学习兴趣指数本县为2.65"
+    p.loc[ach, "evidence"] = json.dumps(ev, ensure_ascii=False)
+    rows = {r["问题编号"]: r for r in _rows(_sheet(_books(p, sc)[(2022, "450107")]))}
+    assert rows["ACH-450107-G8-math"]["原因分析线索"] == ev["cause_hint"]
+    assert not rows["SCH-450107-S02"]["原因分析线索"]  # no hint: an empty cell

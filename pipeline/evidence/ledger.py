@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,13 +43,14 @@ PROGRESS = ("未启动", "整改中", "已完成")
 REVIEW = ("待审核", "同意销号", "不同意销号")
 COLUMNS = (
     "问题编号", "上一轮编号", "区县", "领域", "问题", "数值", "参照", "差距", "标准误", "q 值",
-    "严重程度", "与上一轮相比", "整改状态", "牵头单位", "配合单位", "整改目标", *INPUTS, "核对提示",
+    "严重程度", "与上一轮相比", "整改状态", "牵头单位", "配合单位", "整改目标", "原因分析线索", *INPUTS,
+    "核对提示",
     "校验码", "年份", "区县代码",
 )  # fmt: skip
 WIDTHS = {
     "问题编号": 24, "上一轮编号": 11, "区县": 9, "领域": 12, "问题": 48, "数值": 10, "参照": 10,
     "差距": 10, "标准误": 9, "q 值": 8, "严重程度": 8, "与上一轮相比": 11, "整改状态": 9,
-    "牵头单位": 10, "配合单位": 16, "整改目标": 30, "整改措施": 30, "责任人": 10, "完成时限": 12,
+    "牵头单位": 10, "配合单位": 16, "整改目标": 30, "原因分析线索": 36, "整改措施": 30, "责任人": 10, "完成时限": 12,
     "进展": 9, "佐证材料": 20, "销号审核": 11, "核对提示": 18, "校验码": 10, "年份": 6,
     "区县代码": 8,
 }  # fmt: skip
@@ -273,7 +275,8 @@ def ledger_rows(
             "差距": r["gap"], "标准误": r["se"], "q 值": r["q_value"], "严重程度": r["severity"],
             "与上一轮相比": labels.get(r["previous_status"], r["previous_status"]),
             "整改状态": r["status"], "牵头单位": r["lead_unit"], "配合单位": r["support_units"],
-            "整改目标": r["target"], **{h: e.get(h) for h in INPUTS},
+            "整改目标": r["target"], "原因分析线索": _cause_hint(r.get("evidence")),
+            **{h: e.get(h) for h in INPUTS},
             "核对提示": "", "校验码": check_code(r["problem_id"]), "年份": int(r["year"]),
             "区县代码": r["county_code"],
         }  # fmt: skip
@@ -291,9 +294,17 @@ def ledger_rows(
             "区县": county_names.get(cc, cc), "领域": "", "问题": f"（{GONE}：{e['source']}）",
             "数值": None, "参照": None, "差距": None, "标准误": None, "q 值": None, "严重程度": "",
             "与上一轮相比": "", "整改状态": "", "牵头单位": "", "配合单位": "", "整改目标": "",
-            **{h: e.get(h) for h in INPUTS}, "核对提示": GONE, "校验码": check_code(pid),
+            "原因分析线索": "", **{h: e.get(h) for h in INPUTS}, "核对提示": GONE,
+            "校验码": check_code(pid),
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _cause_hint(evidence: str | None) -> str:
+    """The problem's 原因分析线索 (pipeline/evidence/causes.py), from its evidence JSON."""
+    if not evidence:
+        return ""
+    return str(json.loads(evidence).get("cause_hint") or "")
 
 
 def _flag(row: Mapping, as_of: dt.date | None) -> str:
