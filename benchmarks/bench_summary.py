@@ -4,7 +4,8 @@
 
 Reads the JSON files the benchmark scripts wrote into ``RESULTS_DIR`` (default
 ``benchmarks/_data/results``: ``startup.json``, ``demo_round.json``, ``indicators.json``,
-``province_run.json``, ``validate.json``, ``ingest.json`` and, from ``make bench-r``,
+``factors.json``, ``province_run.json``, ``validate.json``, ``ingest.json`` and, from
+``make bench-r``,
 ``indicators_r.json``) and prints one Markdown table: item, target, measured, verdict. Times are
 the best of the runs with the median in brackets (wall clock), the CPU time (user + system, with
 the worker processes) beside it where measured; a target counts as met when the median meets it,
@@ -138,6 +139,16 @@ def rows(d: Path) -> list[tuple[str, str, str, str]]:
         out.append(("同上，内存峰值", "< 2 GB", f"{p:.2f} GB", _verdict(p, None, 2.0)))
     else:
         out.append(("`eqm indicators`，100 万名学生", "< 5 s，< 2 GB", missing, "—"))
+
+    fac = _load(d, "factors")
+    if fac:
+        out.append((
+            f"相关因素（`factor_estimates` 进程内），{fac['students']:,} 名学生、{fac['counties']} 县、"
+            f"{fac['factors']} 个因素",
+            "测量",
+            f"{fac['seconds']:.2f} s，内存峰值 {fac['peak_rss_gb']:.2f} GB",
+            "仅测量",
+        ))  # fmt: skip
 
     prov = _load(d, "province_run")
     if prov:
