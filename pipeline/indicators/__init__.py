@@ -55,9 +55,7 @@ regression with and without SES, two-level variance decomposition) through the b
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -66,14 +64,13 @@ from pipeline import schemas
 from pipeline.config import MonitoringParams, RunContext
 from pipeline.errors import EqmError
 from pipeline.generations import require_upstream, stamped
-from pipeline.indicators import scores as _scores
 from pipeline.indicators.balance import balance_estimates
 from pipeline.indicators.factor_estimates import factor_estimates
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.resources import resource_balance, school_compliance
 from pipeline.indicators.scores import (
-    encode_students,
-    prepare_scores,
+    Prepared,
+    prepare,
     questionnaire_estimates,
     score_estimates,
 )
@@ -229,11 +226,14 @@ def compute(
     county_reports: pd.DataFrame | None,
     monitoring: MonitoringParams,
     params: IndicatorsParams,
+    prepared: Prepared | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Pure core: ``(indicators, resource_balance, school_compliance, summary)``.
 
     Preconditions (:class:`EqmError` otherwise): the required columns are present, every student
     weight is a finite number above 0, and no student carries the city code as its county.
+    ``prepared``: :func:`scores.prepare` of the same students and scores, when the caller has it
+    (the stage shares it with the related factors); made here otherwise.
     """
     _require(students, STUDENT_COLUMNS, "students")
     _require(scores, SCORE_COLUMNS, "scores")
@@ -246,8 +246,14 @@ def compute(
             column="county_code",
             hint="请把这些学生改为其所在区县的代码，或在 params.yaml 的 monitoring.city_code 中核对全市代码。",
         )
-    enc, counties = encode_students(students)
-    merged, pv_cols, subjects = prepare_scores(enc, students, scores)
+    pr = prepared if prepared is not None else prepare(students, scores)
+    enc, counties, merged, pv_cols, subjects = (
+        pr.enc,
+        pr.counties,
+        pr.merged,
+        pr.pv_cols,
+        pr.subjects,
+    )
     parts = [
         score_estimates(merged, pv_cols, counties, subjects, monitoring, params),
         balance_estimates(merged, pv_cols, counties, subjects, monitoring, params),
@@ -339,23 +345,6 @@ def factor_summary(factors: pd.DataFrame) -> dict:
     }
 
 
-class _BelowWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING
-
-
-@contextlib.contextmanager
-def _encoding_logged_once() -> Iterator[None]:
-    """The related factors encode the students and scores again: the warnings of
-    :mod:`pipeline.indicators.scores` about left-out rows were logged by :func:`compute` already."""
-    flt = _BelowWarning()
-    _scores.log.addFilter(flt)
-    try:
-        yield
-    finally:
-        _scores.log.removeFilter(flt)
-
-
 def _optional(path) -> pd.DataFrame | None:
     return read_parquet(path) if path.is_file() else None
 
@@ -392,11 +381,11 @@ def run(ctx: RunContext) -> None:
             year, schemas.GRADE_LABELS.get(grade, grade), monitoring.county_name(county),
             monitoring.city_code,
         )  # fmt: skip
-    ind, rb, sc, summary = compute(students, scores, schools, reports, monitoring, params)
-    with _encoding_logged_once():
-        factors = factor_estimates(
-            students, scores, teachers, principals, reports, monitoring, params
-        )
+    prepared = prepare(students, scores)
+    ind, rb, sc, summary = compute(students, scores, schools, reports, monitoring, params, prepared)
+    factors = factor_estimates(
+        students, scores, teachers, principals, reports, monitoring, params, prepared
+    )
     summary = {**summary, "factors": factor_summary(factors)}
     with outputs() as out:
         out.parquet(ind, paths.indicators)

@@ -89,10 +89,10 @@ from pipeline.indicators.factor_fits import (
 from pipeline.indicators.params import IndicatorsParams
 from pipeline.indicators.scores import (
     Grouping,
+    Prepared,
     design_slices,
     domain_estimates,
-    encode_students,
-    prepare_scores,
+    prepare,
     score_values,
     weighted_quartiles,
 )
@@ -642,26 +642,32 @@ def factor_estimates(
     county_reports: pd.DataFrame | None,
     monitoring: MonitoringParams,
     params: IndicatorsParams,
+    prepared: Prepared | None = None,
 ) -> pd.DataFrame:
     """Pure core: every ``value``, ``gap``, ``coef`` and ``two_level`` row (``schemas.FACTORS``).
 
     ``students``/``scores``: the validated tables (weights checked by the stage); ``teachers`` and
     ``principals``: the validated questionnaires or None (their factors are then not estimated);
     ``county_reports``: national values (``factor_<id>``, ``factor_<id>_sd``) or None. Methods:
-    the module docstring. Rows sorted by the table key.
+    the module docstring. Rows sorted by the table key. ``prepared``: :func:`scores.prepare` of
+    the same students and scores when the caller has it (the stage), made here otherwise.
     """
     factors = available_factors(students, teachers, principals)
     if not factors:
         return finalize_factors(pd.DataFrame(), params)
     national = national_values(county_reports)
     metric = _standardisers(national)
-    enc, counties = encode_students(students)
+    pr = prepared if prepared is not None else prepare(students, scores)
+    enc, counties, merged, pv_cols, subjects = (
+        pr.enc,
+        pr.counties,
+        pr.merged,
+        pr.pv_cols,
+        pr.subjects,
+    )
     st = students.iloc[enc["row"].to_numpy()].reset_index(drop=True)
     values = _student_values(st, factors, teachers, principals, metric, params)
     parts = _value_rows(enc, values, factors, counties, national, metric, monitoring, params)
-    merged, pv_cols, subjects = prepare_scores(
-        enc.assign(pos=np.arange(len(enc))), students, scores
-    )
     teach = [f for f in factors if f.level == "teacher"]
     subject_teachers = (
         school_attributes(teachers, teach, (*TEACHER_KEYS, "subject"), params) if teach else None

@@ -536,6 +536,28 @@ def prepare_scores(
     return merged, pv_cols, np.asarray(subj_labels, dtype=object)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Students encoded and scores matched to them, once per stage run: the input of both
+    :func:`pipeline.indicators.compute` and the related factors
+    (:func:`pipeline.indicators.factor_estimates.factor_estimates`). ``enc`` carries ``pos``,
+    each encoded student's position, which ``merged`` keeps."""
+
+    enc: pd.DataFrame
+    counties: np.ndarray
+    merged: pd.DataFrame
+    pv_cols: list[str]
+    subjects: np.ndarray
+
+
+def prepare(students: pd.DataFrame, scores: pd.DataFrame) -> Prepared:
+    """:func:`encode_students` and :func:`prepare_scores` (their warnings logged once)."""
+    enc, counties = encode_students(students)
+    enc = enc.assign(pos=np.arange(len(enc)))
+    merged, pv_cols, subjects = prepare_scores(enc, students, scores)
+    return Prepared(enc, counties, merged, pv_cols, subjects)
+
+
 def score_values(
     frame: pd.DataFrame, pv_cols: list[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
